@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import { buildCurrencyTable, type CurrencyTable } from '@phia/proto';
+
+export interface WalletConfig {
+  host: string;
+  port: number;
+  databaseUrl: string | undefined;
+  /** PGlite's folder when databaseUrl is unset. */
+  dataDir: string;
+  schema: string;
+  poolSize: number;
+  currencies: CurrencyTable;
+  metricsPort: number | undefined;
+  sessionTtlSeconds: number;
+  logLevel: string;
+  production: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid wallet configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Reads and validates the wallet's environment once; every problem is reported, not just the first. */
+export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletConfig {
+  const problems: string[] = [];
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!/^[0-9]+$/.test(raw) || value < min || value > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const schema = env.DATABASE_SCHEMA || 'wallet';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) problems.push('DATABASE_SCHEMA must be a lowercase SQL identifier');
+  let currencies: CurrencyTable = buildCurrencyTable();
+  try {
+    currencies = buildCurrencyTable(env.CURRENCIES);
+  } catch (error) {
+    problems.push(`CURRENCIES: ${(error as Error).message}`);
+  }
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`);
+  const metricsPort = integer('WALLET_METRICS_PORT', 9464, 0, 65535);
+
+  const config: WalletConfig = {
+    host: env.WALLET_HOST || '0.0.0.0',
+    port: integer('WALLET_PORT', 50051, 0, 65535),
+    databaseUrl,
+    dataDir: join(env.DATA_DIR || './data', 'wallet-pglite'),
+    schema,
+    poolSize: integer('DB_POOL_SIZE', 16, 1, 200),
+    currencies,
+    metricsPort: metricsPort === 0 ? undefined : metricsPort,
+    sessionTtlSeconds: integer('SESSION_TTL_SECONDS', 3600, 1, 7 * 24 * 3600),
+    logLevel,
+    production: env.NODE_ENV === 'production',
+  };
+  if (config.production && databaseUrl === undefined) {
+    problems.push('DATABASE_URL is required in production (PGlite is for development only)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,71 @@
+import pg from 'pg';
+import { assertSchemaName, type Database, type Queryable, type QueryResult } from './database.js';
+
+export interface PostgresOptions {
+  connectionString: string;
+  schema: string;
+  poolSize?: number;
+  /** Reported to PostgreSQL, handy in pg_stat_activity (and for killing our own connections in tests). */
+  applicationName?: string;
+}
+
+class PostgresDatabase implements Database {
+  readonly kind = 'postgres' as const;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly schema: string,
+  ) {}
+
+  async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const result = await this.pool.query(sql, params as unknown[] | undefined);
+    return { rows: result.rows as R[] };
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const tx: Queryable = {
+        query: async <R>(sql: string, params?: readonly unknown[]) => {
+          const result = await client.query(sql, params as unknown[] | undefined);
+          return { rows: result.rows as R[] };
+        },
+      };
+      const value = await fn(tx);
+      await client.query('COMMIT');
+      return value;
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackError) {
+        // The connection is gone: give it back destroyed, never to the pool.
+        broken = rollbackError as Error;
+      }
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export async function openPostgres(options: PostgresOptions): Promise<Database> {
+  const schema = assertSchemaName(options.schema);
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolSize ?? 16,
+    application_name: options.applicationName ?? 'phia-wallet',
+    options: `-c search_path=${schema}`,
+    connectionTimeoutMillis: 3000,
+    idleTimeoutMillis: 30_000,
+  });
+  // A dropped idle connection must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  return new PostgresDatabase(pool, schema);
+}

@@ -1,0 +1,150 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import type { Server as HttpServer } from 'node:http';
+import pino, { type Logger } from 'pino';
+import { buildCurrencyTable, PROTO_LOADER_OPTIONS, WALLET_PROTO_PATH, type CurrencyTable } from '@phia/proto';
+import { openDatabase, type Database } from './db/index.js';
+import { walletHandlers } from './grpc/handlers.js';
+import { Ledger, type LedgerHooks } from './ledger/ledger.js';
+import { describeDatabaseUrl } from './logger.js';
+import { WalletMetrics } from './metrics.js';
+
+export const WALLET_SERVICE_NAME = 'wallet.v1.Wallet';
+
+export interface WalletServerOptions {
+  host?: string;
+  /** 0 picks a free port (tests). */
+  port?: number;
+  /** PostgreSQL URL; unset: PGlite in dataDir (or in memory when dataDir is unset too). */
+  databaseUrl?: string | undefined;
+  dataDir?: string | undefined;
+  schema?: string;
+  poolSize?: number;
+  currencies?: CurrencyTable;
+  sessionTtlSeconds?: number;
+  commitMarginMs?: number;
+  metricsPort?: number | undefined;
+  metricsHost?: string;
+  logger?: Logger;
+  hooks?: LedgerHooks;
+  /** How long a graceful close waits for running calls before cutting them. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface WalletServer {
+  readonly port: number;
+  /** host:port to dial. */
+  readonly address: string;
+  readonly ledger: Ledger;
+  readonly db: Database;
+  readonly metrics: WalletMetrics;
+  readonly metricsPort: number | undefined;
+  /** Graceful: health NOT_SERVING, stop taking calls, finish running ones, close the pool. */
+  close(): Promise<void>;
+  /** Abrupt: cancels running calls (simulates a crash as far as clients can tell). */
+  forceClose(): Promise<void>;
+}
+
+/** The package definition reflection is built over: the wallet and the health service together. */
+export function loadWalletPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync([WALLET_PROTO_PATH, healthProtoPath], PROTO_LOADER_OPTIONS);
+}
+
+export async function startWalletServer(options: WalletServerOptions = {}): Promise<WalletServer> {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const metrics = new WalletMetrics();
+  const packageDefinition = loadWalletPackageDefinition();
+  const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+    wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+  };
+
+  // Health starts NOT_SERVING and turns SERVING once the database is ready.
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [WALLET_SERVICE_NAME]: 'NOT_SERVING' });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+  health.addToServer(server);
+  new ReflectionService(packageDefinition).addToServer(server);
+
+  const host = options.host ?? '127.0.0.1';
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+
+  let db: Database;
+  try {
+    db = await openDatabase({
+      databaseUrl: options.databaseUrl,
+      dataDir: options.dataDir,
+      schema: options.schema,
+      poolSize: options.poolSize,
+    });
+  } catch (error) {
+    server.forceShutdown();
+    throw error;
+  }
+  logger.info(
+    db.kind === 'postgres'
+      ? { database: describeDatabaseUrl(options.databaseUrl ?? ''), schema: db.schema }
+      : { database: 'PGlite (embedded)', dataDir: options.dataDir ?? 'in memory' },
+    db.kind === 'postgres' ? 'ledger on PostgreSQL' : 'ledger on embedded PGlite: no DATABASE_URL set',
+  );
+
+  const ledger = new Ledger(db, {
+    currencies: options.currencies ?? buildCurrencyTable(),
+    defaultSessionTtlSeconds: options.sessionTtlSeconds,
+    commitMarginMs: options.commitMarginMs,
+    hooks: options.hooks,
+  });
+  server.addService(loaded.wallet.v1.Wallet.service, walletHandlers(ledger, { logger, metrics }));
+  health.setStatus('', 'SERVING');
+  health.setStatus(WALLET_SERVICE_NAME, 'SERVING');
+
+  let metricsServer: HttpServer | undefined;
+  if (options.metricsPort !== undefined) {
+    metricsServer = await metrics.serve(options.metricsHost ?? host, options.metricsPort);
+  }
+  const metricsAddress = metricsServer?.address();
+
+  let closing: Promise<void> | undefined;
+  const closeRest = async () => {
+    await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+    await db.close();
+  };
+
+  return {
+    port,
+    address: `${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`,
+    ledger,
+    db,
+    metrics,
+    metricsPort: typeof metricsAddress === 'object' && metricsAddress ? metricsAddress.port : undefined,
+    close() {
+      closing ??= (async () => {
+        health.setStatus('', 'NOT_SERVING');
+        health.setStatus(WALLET_SERVICE_NAME, 'NOT_SERVING');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, options.shutdownTimeoutMs ?? 10_000);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        await closeRest();
+      })();
+      return closing;
+    },
+    forceClose() {
+      closing ??= (async () => {
+        server.forceShutdown();
+        await closeRest();
+      })();
+      return closing;
+    },
+  };
+}
