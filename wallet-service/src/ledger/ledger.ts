@@ -751,12 +751,12 @@ export class Ledger {
   ): Promise<boolean> {
     if (await this.roundTombstoned(tx, request)) return true;
     if (request.bet_tx_id === '') return false;
-    const found = await tx.query<{ status: string; refunded: boolean }>(
-      `SELECT status, refunded_amount > 0 AS refunded FROM transactions WHERE kind = 'bet' AND tx_id = $1`,
+    const found = await tx.query<{ refunded: boolean }>(
+      `SELECT (status = 'tombstone' OR refunded_amount > 0 OR error_code = 'BET_REFUNDED') AS refunded
+       FROM transactions WHERE kind = 'bet' AND tx_id = $1`,
       [request.bet_tx_id],
     );
-    const bet = found.rows[0];
-    return bet !== undefined && (bet.status === 'tombstone' || bet.refunded);
+    return found.rows[0]?.refunded === true;
   }
 
   private async storeDeclined(tx: Queryable, record: RecordFields, code: ErrorCode): Promise<Decision> {

@@ -1,0 +1,74 @@
+/** A small promise client over wallet.v1.Wallet for tests (the gateway has its own production client). */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
+
+export class WalletCallError extends Error {
+  constructor(
+    readonly grpcCode: number,
+    /** The contract code from trailing metadata, or '' when there is none. */
+    readonly code: string,
+    details: string,
+  ) {
+    super(`${code || grpcCode}: ${details}`);
+  }
+}
+
+export type WalletTestClient = Record<
+  string,
+  (request: object, options?: { deadlineMs?: number }) => Promise<Record<string, string>>
+> & { close(): void };
+
+const METHODS = [
+  'GetBalance',
+  'Bet',
+  'Win',
+  'Refund',
+  'Void',
+  'Deposit',
+  'Withdraw',
+  'OpenSession',
+  'CloseSession',
+  'SetAccountStatus',
+  'GetTransaction',
+] as const;
+
+export function walletTestClient(address: string): WalletTestClient {
+  const definition = protoLoader.loadSync(WALLET_PROTO_PATH, PROTO_LOADER_OPTIONS);
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+  };
+  const client = new loaded.wallet.v1.Wallet(address, grpc.credentials.createInsecure()) as unknown as Record<
+    string,
+    (
+      request: object,
+      metadata: grpc.Metadata,
+      options: grpc.CallOptions,
+      callback: (error: grpc.ServiceError | null, reply: Record<string, string>) => void,
+    ) => void
+  > &
+    grpc.Client;
+  const api: Record<string, unknown> = { close: () => client.close() };
+  for (const method of METHODS) {
+    api[method] = (request: object, options: { deadlineMs?: number } = {}) =>
+      new Promise((resolve, reject) => {
+        const fn = client[method];
+        if (!fn) throw new Error(`no method ${method}`);
+        fn.call(
+          client,
+          request,
+          new grpc.Metadata(),
+          { deadline: Date.now() + (options.deadlineMs ?? 5000) },
+          (error, reply) => {
+            if (error) {
+              const code = error.metadata?.get(WALLET_ERROR_CODE_KEY)[0]?.toString() ?? '';
+              reject(new WalletCallError(error.code, code, error.details));
+              return;
+            }
+            resolve(reply);
+          },
+        );
+      });
+  }
+  return api as WalletTestClient;
+}

@@ -1,0 +1,285 @@
+import t from 'tap';
+import { openTestLedger, outcomeCode } from '../test-helpers/ledger.js';
+import type { MoneyInput } from './ledger.js';
+
+const { ledger, db, close } = await openTestLedger('ledger');
+t.teardown(close);
+
+let counter = 0;
+const nextId = (prefix: string) => `${prefix}-${++counter}`;
+
+async function fundedPlayer(amount = '100.00', currency = 'USD'): Promise<string> {
+  const user = nextId('user');
+  await ledger.deposit({ tx_id: nextId('dep'), user_id: user, currency, amount });
+  return user;
+}
+
+function game(user: string, extra: Partial<MoneyInput> = {}): MoneyInput {
+  return {
+    tx_id: nextId('tx'),
+    user_id: user,
+    currency: 'USD',
+    amount: '10.00',
+    round_id: nextId('round'),
+    game_session_id: 'gs-1',
+    ...extra,
+  };
+}
+
+async function balanceOf(user: string, currency = 'USD'): Promise<string> {
+  return (await ledger.getBalance({ user_id: user, currency })).balance;
+}
+
+t.test('deposit creates the account, withdraw checks funds', async (t) => {
+  const user = nextId('user');
+  t.equal(await outcomeCode(ledger.getBalance({ user_id: user, currency: 'USD' })), 'ACCOUNT_NOT_FOUND');
+  const deposited = await ledger.deposit({ tx_id: nextId('dep'), user_id: user, currency: 'USD', amount: '50' });
+  t.same(deposited.balance, '50.00');
+  const withdrawn = await ledger.withdraw({ tx_id: nextId('wd'), user_id: user, currency: 'USD', amount: '20.5' });
+  t.equal(withdrawn.balance, '29.50');
+  t.equal(
+    await outcomeCode(ledger.withdraw({ tx_id: nextId('wd'), user_id: user, currency: 'USD', amount: '29.51' })),
+    'INSUFFICIENT_FUNDS',
+  );
+  t.equal(await balanceOf(user), '29.50');
+});
+
+t.test('bet debits, win credits, refund credits back, zero amounts are valid', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user, { amount: '12.34' });
+  t.same(await ledger.bet(bet), { balance: '87.66', currency: 'USD', tx_id: bet.tx_id });
+  const win = await ledger.win(game(user, { amount: '0', round_id: bet.round_id, bet_tx_id: bet.tx_id }));
+  t.equal(win.balance, '87.66', 'a zero win (losing round) is valid and moves nothing');
+  t.equal((await ledger.win(game(user, { amount: '2.66' }))).balance, '90.32');
+  t.equal((await ledger.refund(game(user, { amount: '12.34', bet_tx_id: bet.tx_id }))).balance, '102.66');
+  t.equal((await ledger.bet(game(user, { amount: '0' }))).balance, '102.66');
+});
+
+t.test('insufficient funds, unknown account and a balance that never goes below zero', async (t) => {
+  const user = await fundedPlayer('5.00');
+  t.equal(await outcomeCode(ledger.bet(game(user, { amount: '5.01' }))), 'INSUFFICIENT_FUNDS');
+  t.equal((await ledger.bet(game(user, { amount: '5.00' }))).balance, '0.00');
+  t.equal(await outcomeCode(ledger.bet(game('nobody-here'))), 'ACCOUNT_NOT_FOUND');
+  // The database enforces the rule as well, whatever the code does.
+  await t.rejects(
+    db.query(`UPDATE accounts SET balance = -1 WHERE owner_kind = 'player' AND user_id = $1`, [user]),
+    /player_balance_not_negative/,
+  );
+});
+
+t.test('decimals per currency', async (t) => {
+  const user = await fundedPlayer('0');
+  t.equal(
+    (await ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'BTC', amount: '0.00000001' })).balance,
+    '0.00000001',
+  );
+  t.equal(
+    await outcomeCode(ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'BTC', amount: '0.000000001' })),
+    'INVALID_REQUEST',
+  );
+  const eth = await ledger.deposit({
+    tx_id: nextId('d'),
+    user_id: user,
+    currency: 'ETH',
+    amount: '1.000000000000000001',
+  });
+  t.equal(eth.balance, '1.000000000000000001', '18 decimals kept exactly');
+  t.equal(
+    (await ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'JPY', amount: '1500' })).balance,
+    '1500',
+  );
+  t.equal(
+    await outcomeCode(ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'JPY', amount: '1.5' })),
+    'INVALID_REQUEST',
+  );
+  t.equal(
+    await outcomeCode(ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'USD', amount: '1.001' })),
+    'INVALID_REQUEST',
+  );
+  t.equal(
+    await outcomeCode(ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'XXX', amount: '1' })),
+    'INVALID_REQUEST',
+  );
+  for (const bad of ['-1', '1e3', ' 1', '0x10', '1.', '.5', '', '01']) {
+    t.equal(
+      await outcomeCode(ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'USD', amount: bad })),
+      'INVALID_REQUEST',
+      `amount "${bad}" refused`,
+    );
+  }
+  t.equal((await ledger.getBalance({ user_id: user, currency: 'USD' })).balance, '0.00', 'nothing moved');
+});
+
+t.test('field limits', async (t) => {
+  const user = await fundedPlayer();
+  t.equal(await outcomeCode(ledger.bet(game(user, { tx_id: 'x'.repeat(129) }))), 'INVALID_REQUEST');
+  t.equal(await outcomeCode(ledger.bet(game(user, { tx_id: '' }))), 'INVALID_REQUEST');
+  t.equal(await outcomeCode(ledger.bet(game(user, { round_id: '' }))), 'INVALID_REQUEST');
+  t.equal(await outcomeCode(ledger.bet(game(user, { game_session_id: undefined }))), 'INVALID_REQUEST');
+  t.equal(await balanceOf(user), '100.00');
+});
+
+t.test('idempotency: duplicates replay the first outcome, different content is a mismatch', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  const first = await ledger.bet(bet);
+  await ledger.win(game(user, { amount: '5.00' }));
+  t.same(await ledger.bet(bet), first, 'the replay carries the first balance, not the current one');
+  t.same(await ledger.bet({ ...bet, amount: '10' }), first, '"10" and "10.00" are the same amount');
+  t.equal(await outcomeCode(ledger.bet({ ...bet, amount: '11.00' })), 'IDEMPOTENCY_MISMATCH');
+  t.equal(await outcomeCode(ledger.bet({ ...bet, round_id: 'other' })), 'IDEMPOTENCY_MISMATCH');
+  t.equal(await balanceOf(user), '95.00', 'debited once');
+
+  // A decline is stored too: the duplicate is declined even after the funds arrived.
+  const poor = await fundedPlayer('1.00');
+  const big = game(poor, { amount: '50.00' });
+  t.equal(await outcomeCode(ledger.bet(big)), 'INSUFFICIENT_FUNDS');
+  await ledger.deposit({ tx_id: nextId('dep'), user_id: poor, currency: 'USD', amount: '100' });
+  t.equal(await outcomeCode(ledger.bet(big)), 'INSUFFICIENT_FUNDS');
+  t.equal(await balanceOf(poor), '101.00');
+
+  // A refund may reuse its bet's tx_id: the key is (kind, tx_id).
+  const refund = await ledger.refund(game(user, { tx_id: bet.tx_id, bet_tx_id: bet.tx_id }));
+  t.equal(refund.balance, '105.00');
+  const stored = await ledger.getTransaction({ kind: 'bet', tx_id: bet.tx_id });
+  t.equal(stored.status, 'applied');
+  t.equal(stored.refunded_amount, '10.00');
+});
+
+t.test('sessions: unknown, expired, closed, other user, other currency', async (t) => {
+  const user = await fundedPlayer();
+  const other = await fundedPlayer();
+  const { session_id } = await ledger.openSession({ user_id: user, currency: 'USD', ttl_seconds: 60 });
+  t.equal((await ledger.bet(game(user, { session_id }))).balance, '90.00');
+  t.equal(await outcomeCode(ledger.bet(game(user, { session_id: 'no-such-session' }))), 'SESSION_NOT_FOUND');
+  t.equal(await outcomeCode(ledger.bet(game(other, { session_id }))), 'WRONG_SESSION');
+  t.equal(await outcomeCode(ledger.getBalance({ user_id: other, currency: 'USD', session_id })), 'WRONG_SESSION');
+  await ledger.deposit({ tx_id: nextId('d'), user_id: user, currency: 'EUR', amount: '10' });
+  t.equal(await outcomeCode(ledger.bet(game(user, { currency: 'EUR', session_id }))), 'WRONG_SESSION');
+
+  const expiring = await ledger.openSession({ user_id: user, currency: 'USD' });
+  await db.query(`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE session_id = $1`, [
+    expiring.session_id,
+  ]);
+  t.equal(await outcomeCode(ledger.bet(game(user, { session_id: expiring.session_id }))), 'SESSION_NOT_FOUND');
+  t.equal(
+    await outcomeCode(ledger.getBalance({ user_id: user, currency: 'USD', session_id: expiring.session_id })),
+    'SESSION_NOT_FOUND',
+  );
+  // Wins and refunds need no live session.
+  t.equal((await ledger.win(game(user, { session_id: expiring.session_id, amount: '1.00' }))).balance, '91.00');
+
+  await ledger.closeSession({ session_id });
+  t.equal(await outcomeCode(ledger.bet(game(user, { session_id }))), 'SESSION_NOT_FOUND');
+  t.equal(await outcomeCode(ledger.openSession({ user_id: 'ghost', currency: 'USD' })), 'ACCOUNT_NOT_FOUND');
+  t.equal(await balanceOf(user), '91.00');
+});
+
+t.test('blocked players cannot bet but still get wins and refunds', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  await ledger.bet(bet);
+  await ledger.setAccountStatus({ user_id: user, currency: 'USD', blocked: true });
+  t.equal(await outcomeCode(ledger.bet(game(user))), 'PLAYER_BLOCKED');
+  t.equal((await ledger.win(game(user, { amount: '3.00' }))).balance, '93.00');
+  t.equal((await ledger.refund(game(user, { bet_tx_id: bet.tx_id }))).balance, '103.00');
+  await ledger.setAccountStatus({ user_id: user, currency: 'USD', blocked: false });
+  t.equal((await ledger.bet(game(user))).balance, '93.00');
+  t.equal(
+    await outcomeCode(ledger.setAccountStatus({ user_id: 'ghost', currency: 'USD', blocked: true })),
+    'ACCOUNT_NOT_FOUND',
+  );
+});
+
+t.test('refunds: by bet, partial, never more than is left, by round', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user, { amount: '30.00' });
+  await ledger.bet(bet);
+  t.equal((await ledger.refund(game(user, { amount: '10.00', bet_tx_id: bet.tx_id }))).balance, '80.00');
+  t.equal(
+    await outcomeCode(ledger.refund(game(user, { amount: '20.01', bet_tx_id: bet.tx_id }))),
+    'REFUND_EXCEEDS_BET',
+  );
+  t.equal((await ledger.refund(game(user, { amount: '20.00', bet_tx_id: bet.tx_id }))).balance, '100.00');
+  t.equal(await outcomeCode(ledger.refund(game(user, { amount: '0.01', bet_tx_id: bet.tx_id }))), 'REFUND_EXCEEDS_BET');
+  t.equal(
+    await outcomeCode(ledger.win(game(user, { amount: '5.00', bet_tx_id: bet.tx_id }))),
+    'BET_REFUNDED',
+    'a win for a refunded bet is refused',
+  );
+
+  // By round: two bets of one round, refunded together; the same round id in another game is separate.
+  const round = nextId('round');
+  await ledger.bet(game(user, { round_id: round, amount: '5.00' }));
+  await ledger.bet(game(user, { round_id: round, amount: '7.00' }));
+  await ledger.bet(game(user, { round_id: round, amount: '1.00', game_session_id: 'other-game' }));
+  t.equal(await balanceOf(user), '87.00');
+  t.equal(await outcomeCode(ledger.refund(game(user, { round_id: round, amount: '12.01' }))), 'REFUND_EXCEEDS_BET');
+  t.equal((await ledger.refund(game(user, { round_id: round, amount: '12.00' }))).balance, '99.00');
+  t.equal(await outcomeCode(ledger.refund(game(user, { round_id: round, amount: '0.01' }))), 'REFUND_EXCEEDS_BET');
+
+  // A refund naming another player's bet is refused and moves nothing.
+  const other = await fundedPlayer();
+  const otherBet = game(other);
+  await ledger.bet(otherBet);
+  t.equal(await outcomeCode(ledger.refund(game(user, { bet_tx_id: otherBet.tx_id }))), 'INVALID_REQUEST');
+  t.equal(await balanceOf(other), '90.00');
+  t.equal(await balanceOf(user), '99.00');
+});
+
+t.test('refund before its bet leaves a tombstone: the bet and its win are refused later', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  const refund = await ledger.refund(game(user, { bet_tx_id: bet.tx_id, round_id: bet.round_id }));
+  t.equal(refund.balance, '100.00', 'answered 200 with the unchanged balance');
+  t.equal(await outcomeCode(ledger.bet(bet)), 'BET_REFUNDED');
+  t.equal(await outcomeCode(ledger.bet(bet)), 'BET_REFUNDED', 'and its duplicates too');
+  t.equal(await outcomeCode(ledger.win(game(user, { bet_tx_id: bet.tx_id }))), 'BET_REFUNDED');
+  t.equal(await balanceOf(user), '100.00');
+
+  // The same by round: no bet yet, the round is tombstoned.
+  const round = nextId('round');
+  t.equal((await ledger.refund(game(user, { round_id: round }))).balance, '100.00');
+  t.equal(await outcomeCode(ledger.bet(game(user, { round_id: round }))), 'BET_REFUNDED');
+  t.equal((await ledger.bet(game(user, { round_id: round, game_session_id: 'other-game' }))).balance, '90.00');
+});
+
+t.test('void reverses an applied request and tombstones an unseen one', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  await ledger.bet(bet);
+  const voided = await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, error_code: 'WALLET_TIMEOUT' });
+  t.same([voided.outcome, voided.balance], ['reversed', '100.00']);
+  t.equal((await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id })).outcome, 'already_voided');
+  t.equal(await outcomeCode(ledger.bet(bet)), 'WALLET_TIMEOUT', 'the duplicate replays the answer PHIA got');
+  t.equal(await balanceOf(user), '100.00');
+
+  const unseen = game(user);
+  t.equal(
+    (await ledger.voidTransaction({ kind: 'bet', tx_id: unseen.tx_id, error_code: 'WALLET_UNAVAILABLE' })).outcome,
+    'tombstoned',
+  );
+  t.equal(await outcomeCode(ledger.bet(unseen)), 'WALLET_UNAVAILABLE', 'a late bet never applies');
+  t.equal(await balanceOf(user), '100.00');
+
+  const declined = game(user, { amount: '1000.00' });
+  await outcomeCode(ledger.bet(declined));
+  t.equal((await ledger.voidTransaction({ kind: 'bet', tx_id: declined.tx_id })).outcome, 'declined');
+
+  // Wins and refunds are reversed too; a refund's void gives the bet back its refundable amount.
+  const win = game(user, { amount: '4.00' });
+  await ledger.win(win);
+  t.equal((await ledger.voidTransaction({ kind: 'win', tx_id: win.tx_id })).balance, '100.00');
+  const bet2 = game(user, { amount: '20.00' });
+  await ledger.bet(bet2);
+  const refund = game(user, { amount: '20.00', bet_tx_id: bet2.tx_id });
+  await ledger.refund(refund);
+  t.equal((await ledger.voidTransaction({ kind: 'refund', tx_id: refund.tx_id })).balance, '80.00');
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: bet2.tx_id })).refunded_amount, '0.00');
+  t.equal(await outcomeCode(ledger.voidTransaction({ kind: 'nonsense', tx_id: 'x' })), 'INVALID_REQUEST');
+});
+
+t.test('the books balance after all of the above', async (t) => {
+  const report = await ledger.checkBooks();
+  t.same(report, { unbalancedCurrencies: [], driftedAccounts: [], negativeAccounts: [] });
+});
