@@ -109,7 +109,7 @@ export async function migrate(db: Database): Promise<number[]> {
     const doneVersions = new Set(done.rows.map((row) => Number(row.version)));
     for (const migration of MIGRATIONS) {
       if (doneVersions.has(migration.version)) continue;
-      await tx.query(migration.sql);
+      await tx.exec(migration.sql);
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
         migration.version,
         migration.name,

@@ -21,12 +21,19 @@ class PgliteDatabase implements Database {
     return { rows: result.rows };
   }
 
+  async exec(sql: string): Promise<void> {
+    await this.db.exec(sql);
+  }
+
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.db.transaction(async (transaction: Transaction) => {
       const tx: Queryable = {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
           const result = await transaction.query<R>(sql, params as unknown[] | undefined);
           return { rows: result.rows };
+        },
+        exec: async (sql: string) => {
+          await transaction.exec(sql);
         },
       };
       return fn(tx);

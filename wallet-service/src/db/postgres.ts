@@ -22,6 +22,10 @@ class PostgresDatabase implements Database {
     return { rows: result.rows as R[] };
   }
 
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
@@ -31,6 +35,9 @@ class PostgresDatabase implements Database {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
           const result = await client.query(sql, params as unknown[] | undefined);
           return { rows: result.rows as R[] };
+        },
+        exec: async (sql: string) => {
+          await client.query(sql);
         },
       };
       const value = await fn(tx);

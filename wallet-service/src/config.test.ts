@@ -1,0 +1,37 @@
+import t from 'tap';
+import { ConfigError, loadWalletConfig } from './config.js';
+
+t.test('defaults', async (t) => {
+  const config = loadWalletConfig({});
+  t.equal(config.host, '0.0.0.0');
+  t.equal(config.port, 50051);
+  t.equal(config.databaseUrl, undefined);
+  t.match(config.dataDir, /data\/wallet-pglite$/);
+  t.equal(config.currencies.get('JPY'), 0);
+});
+
+t.test('every problem is reported, each with a clear message', async (t) => {
+  try {
+    loadWalletConfig({ WALLET_PORT: '70000', DATABASE_URL: 'mysql://x', CURRENCIES: 'USD:abc', LOG_LEVEL: 'loud' });
+    t.fail('should have thrown');
+  } catch (error) {
+    t.type(error, ConfigError);
+    const problems = (error as ConfigError).problems;
+    t.equal(problems.length, 4);
+    t.match(problems.join('\n'), /WALLET_PORT must be an integer from 0 to 65535/);
+    t.match(problems.join('\n'), /DATABASE_URL must be a postgres/);
+    t.match(problems.join('\n'), /CURRENCIES: currency entry "USD:abc"/);
+    t.match(problems.join('\n'), /LOG_LEVEL must be one of/);
+  }
+});
+
+t.test('production refuses the embedded database', async (t) => {
+  t.throws(() => loadWalletConfig({ NODE_ENV: 'production' }), /DATABASE_URL is required in production/);
+  t.equal(loadWalletConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/x' }).production, true);
+});
+
+t.test('CURRENCIES adds and overrides', async (t) => {
+  const config = loadWalletConfig({ CURRENCIES: 'XAU:4,USD:3' });
+  t.equal(config.currencies.get('XAU'), 4);
+  t.equal(config.currencies.get('USD'), 3);
+});

@@ -1,0 +1,183 @@
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
+import t from 'tap';
+import { createTestSchema } from '../../../test/helpers/postgres.js';
+import { walletTestClient, WalletCallError } from '../../../test/helpers/wallet-client.js';
+import { sleep } from '../test-helpers/ledger.js';
+import { startWalletServer, type WalletServer } from '../wallet.js';
+
+const schema = await createTestSchema('grpc');
+t.teardown(() => schema.drop());
+
+let slowCommitMs = 0;
+async function start(): Promise<WalletServer> {
+  return startWalletServer({
+    host: '127.0.0.1',
+    port: 0,
+    databaseUrl: schema.databaseUrl,
+    schema: schema.schema,
+    metricsPort: 0,
+    hooks: { beforeCommit: async () => (slowCommitMs > 0 ? sleep(slowCommitMs) : undefined) },
+  });
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'OK';
+  } catch (error) {
+    return error instanceof WalletCallError ? error.code || `grpc-${error.grpcCode}` : String(error);
+  }
+}
+
+t.test('reflection lists the wallet and health services; health is SERVING', async (t) => {
+  const wallet = await start();
+  t.teardown(() => wallet.close());
+  const require = createRequire(import.meta.url);
+  const reflectionProto = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
+  const loaded = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true })) as unknown as {
+    grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+  };
+  const client = new loaded.grpc.reflection.v1.ServerReflection(wallet.address, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+  const stream = (
+    client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<object, object> }
+  ).ServerReflectionInfo();
+  const reply = await new Promise<{ list_services_response?: { service: { name: string }[] } }>((resolve, reject) => {
+    stream.on('data', resolve);
+    stream.on('error', reject);
+    stream.write({ list_services: '' });
+  });
+  stream.end();
+  const names = reply.list_services_response?.service.map((entry) => entry.name) ?? [];
+  t.ok(names.includes('wallet.v1.Wallet'), `listed: ${names.join(', ')}`);
+  t.ok(names.includes('grpc.health.v1.Health'));
+
+  const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
+  const health = new Health(wallet.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    check(request: object, callback: (error: Error | null, reply: { status: string }) => void): void;
+  };
+  t.teardown(() => health.close());
+  const status = await new Promise<string>((resolve, reject) =>
+    health.check({ service: 'wallet.v1.Wallet' }, (error, reply) => (error ? reject(error) : resolve(reply.status))),
+  );
+  t.equal(status, 'SERVING');
+});
+
+t.test('every method over gRPC; declines carry the contract code in metadata', async (t) => {
+  const wallet = await start();
+  const client = walletTestClient(wallet.address);
+  t.teardown(async () => {
+    client.close();
+    await wallet.close();
+  });
+  const deposit = await client.Deposit({ tx_id: 'g-dep-1', user_id: 'g1', currency: 'USD', amount: '100.00' });
+  t.same(deposit, { balance: '100.00', currency: 'USD', tx_id: 'g-dep-1' });
+  const session = await client.OpenSession({ user_id: 'g1', currency: 'USD', ttl_seconds: 60 });
+  t.match(session, { session_id: /^[\w-]{20,}$/, expires_at: /^\d{4}-\d\d-\d\dT/ });
+  const bet = { tx_id: 'g-bet-1', user_id: 'g1', currency: 'USD', amount: '10', round_id: 'r1', game_session_id: 'gs' };
+  t.same(await client.Bet({ ...bet, session_id: session.session_id }), {
+    balance: '90.00',
+    currency: 'USD',
+    tx_id: 'g-bet-1',
+  });
+  t.same(await client.GetBalance({ user_id: 'g1', currency: 'USD' }), { balance: '90.00', currency: 'USD' });
+  t.equal((await client.Win({ ...bet, tx_id: 'g-win-1', amount: '5.5', bet_tx_id: 'g-bet-1' })).balance, '95.50');
+  t.equal((await client.Refund({ ...bet, tx_id: 'g-ref-1', amount: '10.00', bet_tx_id: 'g-bet-1' })).balance, '105.50');
+  t.equal(
+    (await client.Withdraw({ tx_id: 'g-wd-1', user_id: 'g1', currency: 'USD', amount: '0.50' })).balance,
+    '105.00',
+  );
+  t.match(await client.GetTransaction({ kind: 'bet', tx_id: 'g-bet-1' }), {
+    status: 'applied',
+    amount: '10.00',
+    balance: '90.00',
+    refunded_amount: '10.00',
+  });
+  t.same(await client.SetAccountStatus({ user_id: 'g1', currency: 'USD', blocked: true }), {
+    user_id: 'g1',
+    currency: 'USD',
+    blocked: true,
+  });
+  t.equal(await codeOf(client.Bet({ ...bet, tx_id: 'g-bet-2' })), 'PLAYER_BLOCKED');
+  await client.SetAccountStatus({ user_id: 'g1', currency: 'USD', blocked: false });
+  t.same(await client.CloseSession({ session_id: session.session_id }), {});
+  t.equal(await codeOf(client.Bet({ ...bet, tx_id: 'g-bet-3', session_id: session.session_id })), 'SESSION_NOT_FOUND');
+  t.equal(await codeOf(client.Bet({ ...bet, tx_id: 'g-bet-4', amount: '1000' })), 'INSUFFICIENT_FUNDS');
+  t.equal(await codeOf(client.Bet({ ...bet, amount: '11' })), 'IDEMPOTENCY_MISMATCH');
+  t.equal(await codeOf(client.Bet({ ...bet, tx_id: 'g-bet-5', amount: '1.001' })), 'INVALID_REQUEST');
+  t.match(await client.Void({ kind: 'win', tx_id: 'g-win-1' }), { outcome: 'reversed', balance: '99.50' });
+
+  const failure = await client.Bet({ ...bet, tx_id: 'g-bet-6', amount: '1000' }).catch((error: unknown) => error);
+  t.equal((failure as WalletCallError).grpcCode, grpc.status.FAILED_PRECONDITION);
+
+  const metrics = await fetch(`http://127.0.0.1:${wallet.metricsPort}/metrics`).then((response) => response.text());
+  t.match(metrics, /wallet_calls_total\{method="Bet",code="INSUFFICIENT_FUNDS"\} 2/);
+});
+
+t.test('a duplicate after a restart gets the stored answer, declines included', async (t) => {
+  let wallet = await start();
+  let client = walletTestClient(wallet.address);
+  await client.Deposit({ tx_id: 'r-dep', user_id: 'r1', currency: 'EUR', amount: '20.00' });
+  const bet = { tx_id: 'r-bet', user_id: 'r1', currency: 'EUR', amount: '5.00', round_id: 'r', game_session_id: 'g' };
+  const first = await client.Bet(bet);
+  t.equal(await codeOf(client.Bet({ ...bet, tx_id: 'r-big', amount: '500.00' })), 'INSUFFICIENT_FUNDS');
+  client.close();
+  await wallet.forceClose(); // as if the process died
+
+  wallet = await start();
+  client = walletTestClient(wallet.address);
+  t.teardown(async () => {
+    client.close();
+    await wallet.close();
+  });
+  await client.Deposit({ tx_id: 'r-dep-2', user_id: 'r1', currency: 'EUR', amount: '1000.00' });
+  t.same(await client.Bet(bet), first, 'same answer as before the restart');
+  t.equal(await codeOf(client.Bet({ ...bet, tx_id: 'r-big', amount: '500.00' })), 'INSUFFICIENT_FUNDS');
+  t.equal((await client.GetBalance({ user_id: 'r1', currency: 'EUR' })).balance, '1015.00');
+});
+
+t.test('the wallet reads the gRPC deadline and commits nothing once it has passed', async (t) => {
+  const wallet = await start();
+  const client = walletTestClient(wallet.address);
+  t.teardown(async () => {
+    client.close();
+    await wallet.close();
+  });
+  await client.Deposit({ tx_id: 'd-dep', user_id: 'd1', currency: 'USD', amount: '20.00' });
+  slowCommitMs = 400;
+  const bet = { tx_id: 'd-bet', user_id: 'd1', currency: 'USD', amount: '5.00', round_id: 'r', game_session_id: 'g' };
+  const failure = (await client.Bet(bet, { deadlineMs: 250 }).catch((error: unknown) => error)) as WalletCallError;
+  t.equal(failure.grpcCode, grpc.status.DEADLINE_EXCEEDED);
+  await sleep(300); // let the server side reach its own check and roll back
+  slowCommitMs = 0;
+  t.equal((await client.GetBalance({ user_id: 'd1', currency: 'USD' })).balance, '20.00');
+  t.equal(await codeOf(client.GetTransaction({ kind: 'bet', tx_id: 'd-bet' })), 'ACCOUNT_NOT_FOUND');
+});
+
+t.test('graceful close finishes running calls and refuses new ones', async (t) => {
+  const wallet = await start();
+  const client = walletTestClient(wallet.address);
+  t.teardown(() => client.close());
+  await client.Deposit({ tx_id: 's-dep', user_id: 's1', currency: 'USD', amount: '20.00' });
+  slowCommitMs = 300;
+  const running = client.Bet({
+    tx_id: 's-bet',
+    user_id: 's1',
+    currency: 'USD',
+    amount: '5',
+    round_id: 'r',
+    game_session_id: 'g',
+  });
+  await sleep(100);
+  const closing = wallet.close();
+  t.equal((await running).balance, '15.00', 'the running call was answered');
+  await closing;
+  slowCommitMs = 0;
+  t.equal(
+    await codeOf(client.GetBalance({ user_id: 's1', currency: 'USD' }, { deadlineMs: 1000 })),
+    `grpc-${grpc.status.UNAVAILABLE}`,
+  );
+});
