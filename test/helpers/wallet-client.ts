@@ -14,11 +14,6 @@ export class WalletCallError extends Error {
   }
 }
 
-export type WalletTestClient = Record<
-  string,
-  (request: object, options?: { deadlineMs?: number }) => Promise<Record<string, string>>
-> & { close(): void };
-
 const METHODS = [
   'GetBalance',
   'Bet',
@@ -32,6 +27,11 @@ const METHODS = [
   'SetAccountStatus',
   'GetTransaction',
 ] as const;
+
+export type WalletTestClient = Record<
+  (typeof METHODS)[number],
+  (request: object, options?: { deadlineMs?: number }) => Promise<Record<string, string>>
+> & { close(): void };
 
 export function walletTestClient(address: string): WalletTestClient {
   const definition = protoLoader.loadSync(WALLET_PROTO_PATH, PROTO_LOADER_OPTIONS);
