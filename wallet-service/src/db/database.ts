@@ -12,12 +12,27 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+export interface TransactionOptions {
+  timeoutMs?: number;
+}
+
+/** The statements that open a transaction with the given timeouts. */
+export function beginStatement(options: TransactionOptions | undefined): string {
+  const ms = options?.timeoutMs;
+  if (ms === undefined) return 'BEGIN';
+  const value = Math.max(1, Math.floor(ms)); // an integer: safe to inline
+  return `BEGIN; SET LOCAL statement_timeout = ${value}; SET LOCAL lock_timeout = ${value}`;
+}
+
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** The schema every statement runs in (search_path). */
   readonly schema: string;
-  /** Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. `timeoutMs` becomes the
+   * transaction's statement_timeout and lock_timeout (sent with BEGIN, no extra round trip).
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
 }
 

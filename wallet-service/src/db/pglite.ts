@@ -1,6 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
-import { assertSchemaName, type Database, type Queryable, type QueryResult } from './database.js';
+import {
+  assertSchemaName,
+  type Database,
+  type Queryable,
+  type QueryResult,
+  type TransactionOptions,
+} from './database.js';
 
 export interface PgliteOptions {
   /** Folder for the data files; undefined keeps everything in memory (tests). */
@@ -25,8 +31,12 @@ class PgliteDatabase implements Database {
     await this.db.exec(sql);
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
     return this.db.transaction(async (transaction: Transaction) => {
+      if (options?.timeoutMs !== undefined) {
+        const value = Math.max(1, Math.floor(options.timeoutMs));
+        await transaction.exec(`SET LOCAL statement_timeout = ${value}; SET LOCAL lock_timeout = ${value}`);
+      }
       const tx: Queryable = {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
           const result = await transaction.query<R>(sql, params as unknown[] | undefined);

@@ -1,5 +1,12 @@
 import pg from 'pg';
-import { assertSchemaName, type Database, type Queryable, type QueryResult } from './database.js';
+import {
+  assertSchemaName,
+  beginStatement,
+  type Database,
+  type Queryable,
+  type QueryResult,
+  type TransactionOptions,
+} from './database.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -26,11 +33,11 @@ class PostgresDatabase implements Database {
     await this.pool.query(sql);
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      await client.query(beginStatement(options));
       const tx: Queryable = {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
           const result = await client.query(sql, params as unknown[] | undefined);

@@ -308,8 +308,9 @@ export class Ledger {
         kind === 'deposit'
           ? await this.lockOrCreatePlayerAccount(tx, request.user_id, request.currency)
           : await this.lockPlayerAccount(tx, request.user_id, request.currency);
-      const existing = await this.findTransaction(tx, kind, request.tx_id);
-      if (existing) return this.decideForExisting(tx, existing, fingerprint, decimals, { ...request, amount });
+      const facts = await this.requestFacts(tx, kind, request);
+      if (facts.existing)
+        return this.decideForExisting(tx, facts.existing, fingerprint, decimals, { ...request, amount });
 
       const record = { kind, ...request, amount, fingerprint };
       if (!account) return this.storeDeclined(tx, record, 'ACCOUNT_NOT_FOUND');
@@ -318,16 +319,16 @@ export class Ledger {
       switch (kind) {
         case 'bet': {
           if (request.session_id !== '') {
-            const problem = await this.checkSession(tx, request.session_id, request.user_id, request.currency);
+            const problem = sessionProblem(facts.session, request.user_id, request.currency);
             if (problem) return this.storeDeclined(tx, record, problem);
           }
           if (account.blocked) return this.storeDeclined(tx, record, 'PLAYER_BLOCKED');
-          if (await this.roundTombstoned(tx, request)) return this.storeDeclined(tx, record, 'BET_REFUNDED');
+          if (facts.roundTombstoned) return this.storeDeclined(tx, record, 'BET_REFUNDED');
           if (balance < units) return this.storeDeclined(tx, record, 'INSUFFICIENT_FUNDS');
           return this.storeApplied(tx, record, account.id, counterAccountId, balance, -units, decimals);
         }
         case 'win': {
-          if (await this.betRefunded(tx, request)) return this.storeDeclined(tx, record, 'BET_REFUNDED');
+          if (facts.roundTombstoned || facts.betRefunded) return this.storeDeclined(tx, record, 'BET_REFUNDED');
           return this.storeApplied(tx, record, account.id, counterAccountId, balance, units, decimals);
         }
         case 'refund':
@@ -628,19 +629,17 @@ export class Ledger {
     for (let attempt = 1; ; attempt++) {
       this.ensureTimeLeft(ctx, `before ${operation}`);
       try {
-        return await this.db.transaction(async (tx) => {
-          const budget =
-            ctx.deadline === undefined
-              ? this.defaultStatementTimeoutMs
-              : Math.max(1, Math.floor(ctx.deadline - Date.now() - this.commitMarginMs));
-          await tx.query(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)`, [
-            `${budget}ms`,
-          ]);
-          const value = await fn(tx);
-          if (this.hooks.beforeCommit) await this.hooks.beforeCommit(operation);
-          this.ensureTimeLeft(ctx, `before committing ${operation}`);
-          return value;
-        });
+        const timeoutMs =
+          ctx.deadline === undefined ? this.defaultStatementTimeoutMs : ctx.deadline - Date.now() - this.commitMarginMs;
+        return await this.db.transaction(
+          async (tx) => {
+            const value = await fn(tx);
+            if (this.hooks.beforeCommit) await this.hooks.beforeCommit(operation);
+            this.ensureTimeLeft(ctx, `before committing ${operation}`);
+            return value;
+          },
+          { timeoutMs },
+        );
       } catch (error) {
         if (error instanceof PhiaError || error instanceof DeadlineExceededError) throw error;
         const state = sqlState(error);
@@ -723,40 +722,63 @@ export class Ledger {
     userId: string,
     currency: string,
   ): Promise<ErrorCode | undefined> {
-    const found = await tx.query<{ user_id: string; currency: string; live: boolean }>(
+    const found = await tx.query<SessionFacts>(
       `SELECT user_id, currency, (closed_at IS NULL AND expires_at > now()) AS live FROM sessions WHERE session_id = $1`,
       [sessionId],
     );
-    const session = found.rows[0];
-    if (!session || !session.live) return 'SESSION_NOT_FOUND';
-    if (session.user_id !== userId || session.currency !== currency) return 'WRONG_SESSION';
-    return undefined;
+    return sessionProblem(found.rows[0], userId, currency);
   }
 
-  private async roundTombstoned(
+  /**
+   * Everything a money request needs to know besides its account, in one statement run after the
+   * account lock (so it sees whatever the previous holder of the lock committed): its own earlier
+   * row, the round's tombstone, the session, and (for wins) whether the bet was refunded.
+   */
+  private async requestFacts(
     tx: Queryable,
-    request: { user_id: string; currency: string; game_session_id: string; round_id: string },
-  ): Promise<boolean> {
-    const found = await tx.query(
-      `SELECT 1 FROM round_tombstones WHERE user_id = $1 AND currency = $2 AND game_session_id = $3 AND round_id = $4`,
-      [request.user_id, request.currency, request.game_session_id, request.round_id],
+    kind: LedgerKind,
+    request: {
+      tx_id: string;
+      user_id: string;
+      currency: string;
+      game_session_id: string;
+      round_id: string;
+      bet_tx_id: string;
+      session_id: string;
+    },
+  ): Promise<{ existing?: TransactionRow; roundTombstoned: boolean; betRefunded: boolean; session?: SessionFacts }> {
+    const found = await tx.query<{
+      existing: TransactionRow | null;
+      round_tombstoned: boolean;
+      bet_refunded: boolean;
+      session: SessionFacts | null;
+    }>(
+      `SELECT
+         (SELECT row_to_json(x) FROM (SELECT ${TX_COLUMNS} FROM transactions WHERE kind = $1 AND tx_id = $2) x) AS existing,
+         EXISTS (SELECT 1 FROM round_tombstones WHERE user_id = $3 AND currency = $4 AND game_session_id = $5
+                 AND round_id = $6) AS round_tombstoned,
+         EXISTS (SELECT 1 FROM transactions WHERE kind = 'bet' AND tx_id = $7
+                 AND (status = 'tombstone' OR refunded_amount > 0 OR error_code = 'BET_REFUNDED')) AS bet_refunded,
+         (SELECT row_to_json(s) FROM (SELECT user_id, currency, (closed_at IS NULL AND expires_at > now()) AS live
+            FROM sessions WHERE session_id = $8) s) AS session`,
+      [
+        kind,
+        request.tx_id,
+        request.user_id,
+        request.currency,
+        request.game_session_id,
+        request.round_id,
+        kind === 'win' ? request.bet_tx_id : '',
+        request.session_id,
+      ],
     );
-    return found.rows.length > 0;
-  }
-
-  /** A win for a bet that a refund reversed (even in part) or tombstoned is refused. */
-  private async betRefunded(
-    tx: Queryable,
-    request: { user_id: string; currency: string; game_session_id: string; round_id: string; bet_tx_id: string },
-  ): Promise<boolean> {
-    if (await this.roundTombstoned(tx, request)) return true;
-    if (request.bet_tx_id === '') return false;
-    const found = await tx.query<{ refunded: boolean }>(
-      `SELECT (status = 'tombstone' OR refunded_amount > 0 OR error_code = 'BET_REFUNDED') AS refunded
-       FROM transactions WHERE kind = 'bet' AND tx_id = $1`,
-      [request.bet_tx_id],
-    );
-    return found.rows[0]?.refunded === true;
+    const row = found.rows[0];
+    return {
+      existing: row?.existing ?? undefined,
+      roundTombstoned: row?.round_tombstoned === true,
+      betRefunded: row?.bet_refunded === true,
+      session: row?.session ?? undefined,
+    };
   }
 
   private async storeDeclined(tx: Queryable, record: RecordFields, code: ErrorCode): Promise<Decision> {
@@ -782,16 +804,36 @@ export class Ledger {
   ): Promise<AppliedDecision> {
     const after = balance + delta;
     if (after < 0n) throw new Error('refusing to store a negative balance'); // callers check first
+    // The outcome row, the balance and both entries in one statement: one round trip.
     const made = await tx.query<{ id: string }>(
-      `INSERT INTO transactions (kind, tx_id, status, fingerprint, user_id, currency, amount, round_id,
-         game_session_id, bet_tx_id, session_id, game_id, balance_after)
-       VALUES ($1, $2, 'applied', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-       ON CONFLICT (kind, tx_id) DO NOTHING RETURNING id::text`,
-      [record.kind, record.tx_id, record.fingerprint, ...recordParams(record), formatAmount(after, decimals)],
+      `WITH t AS (
+         INSERT INTO transactions (kind, tx_id, status, fingerprint, user_id, currency, amount, round_id,
+           game_session_id, bet_tx_id, session_id, game_id, balance_after)
+         VALUES ($1, $2, 'applied', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (kind, tx_id) DO NOTHING RETURNING id
+       ), player AS (
+         UPDATE accounts SET balance = balance + $14::numeric, updated_at = now()
+         WHERE id = $13 AND $14::numeric <> 0 AND EXISTS (SELECT 1 FROM t) RETURNING id
+       ), moved AS (
+         INSERT INTO entries (transaction_id, account_id, amount)
+         SELECT t.id, x.account_id, x.amount FROM t
+         CROSS JOIN (VALUES ($13::bigint, $14::numeric), ($15::bigint, -($14::numeric))) AS x (account_id, amount)
+         WHERE $14::numeric <> 0
+       )
+       SELECT id::text FROM t`,
+      [
+        record.kind,
+        record.tx_id,
+        record.fingerprint,
+        ...recordParams(record),
+        formatAmount(after, decimals),
+        accountId,
+        formatAmount(delta, decimals),
+        counterAccountId,
+      ],
     );
     const id = made.rows[0]?.id;
     if (id === undefined) throw new RetryTransaction();
-    await this.move(tx, id, accountId, counterAccountId, delta, decimals);
     return { status: 'applied', balance: after, transactionId: id };
   }
 
@@ -815,6 +857,18 @@ export class Ledger {
       [transactionId, accountId, text, counterAccountId],
     );
   }
+}
+
+interface SessionFacts {
+  user_id: string;
+  currency: string;
+  live: boolean;
+}
+
+function sessionProblem(session: SessionFacts | undefined, userId: string, currency: string): ErrorCode | undefined {
+  if (!session || !session.live) return 'SESSION_NOT_FOUND';
+  if (session.user_id !== userId || session.currency !== currency) return 'WRONG_SESSION';
+  return undefined;
 }
 
 interface RecordFields {
