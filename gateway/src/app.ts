@@ -1,0 +1,276 @@
+/**
+ * The gateway's Fastify factory. `buildApp` wires configuration, the idempotency store, the wallet
+ * client and the void queue into one app and closes what it created when the app closes.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import helmet from '@fastify/helmet';
+import underPressure from '@fastify/under-pressure';
+import type { Redis } from 'ioredis';
+import { isErrorCode, PhiaError, type ErrorCode } from '@phia/proto';
+import { createPhiaAuth } from './auth/plugin.js';
+import { installJsonParser } from './body/json-parser.js';
+import type { GatewayConfig } from './config.js';
+import { InProcessIdempotencyStore } from './idempotency/memory-store.js';
+import { RedisIdempotencyStore } from './idempotency/redis-store.js';
+import type { IdempotencyStore } from './idempotency/store.js';
+import { createLogger } from './logger.js';
+import { createMetrics, type GatewayMetrics } from './metrics.js';
+import { errorAnswer, httpStatusOf, NOT_FOUND_ANSWER } from './phia/contract.js';
+import { PhiaProcessor } from './phia/processor.js';
+import { createRedisClient } from './redis.js';
+import { registerOpsRoutes } from './routes/ops.js';
+import { JSON_TYPE, registerPhiaRoutes } from './routes/phia.js';
+import { RedisVoidBackend } from './voids/backends.js';
+import { VoidQueue, type VoidQueueOptions } from './voids/queue.js';
+import { WalletClient, WalletError } from './wallet-client/client.js';
+
+export const DEFAULT_KEY_PREFIX = 'phia:';
+
+export interface BuildAppOptions {
+  config: GatewayConfig;
+  /** Default: pino at config.logLevel, with redaction. */
+  logger?: FastifyBaseLogger;
+  /** Default: a client of config.walletAddr with config.walletDeadlineMs (closed with the app). */
+  wallet?: WalletClient;
+  /**
+   * Redis for the idempotency store and the void queue. Default: a client of config.redisUrl when
+   * set (closed with the app); `null` forces in-process even when REDIS_URL is set.
+   */
+  redis?: Redis | null;
+  /** Default: Redis store over `redis`, else in-process. */
+  idempotencyStore?: IdempotencyStore;
+  /** Prefix of every Redis key (idempotency and voids). Default `phia:`. */
+  keyPrefix?: string;
+  /** Tuning of the void queue's retries (tests shorten them). */
+  voidQueue?: Pick<VoidQueueOptions, 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs'>;
+  /** Collect Node's default process metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    gateway: {
+      config: GatewayConfig;
+      store: IdempotencyStore;
+      wallet: WalletClient;
+      voids: VoidQueue;
+      metrics: GatewayMetrics;
+    };
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  const https =
+    config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
+      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+      : null;
+
+  const app = Fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    return503OnClosing: true,
+    ...(https === null ? {} : { https }),
+  }) as unknown as FastifyInstance;
+
+  // Resources: the app closes what it created, in reverse order of creation.
+  let redis = options.redis;
+  if (redis === undefined && config.redisUrl !== undefined) {
+    let lastLogged = 0;
+    const created = createRedisClient(config.redisUrl, {
+      onError: (error) => {
+        if (Date.now() - lastLogged > 10_000) {
+          lastLogged = Date.now();
+          app.log.warn({ err: error.message }, 'redis error (idempotency falls back to the wallet)');
+        }
+      },
+    });
+    redis = created;
+    cleanups.push(async () => {
+      try {
+        await created.quit();
+      } catch {
+        created.disconnect();
+      }
+    });
+  }
+  const redisClient = redis ?? undefined;
+
+  // Collected at scrape time only, when `voids` exists.
+  const metrics: GatewayMetrics = createMetrics({
+    pendingVoids: () => voids.pendingCount(),
+    ...(options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics }),
+  });
+  const onWalletCall = (method: string, outcome: string, seconds: number) => {
+    metrics.walletCalls.observe({ method, outcome }, seconds);
+    if (outcome !== 'ok') metrics.walletErrors.inc({ method, code: outcome });
+  };
+  let wallet = options.wallet;
+  if (wallet === undefined) {
+    const created = new WalletClient({
+      address: config.walletAddr,
+      deadlineMs: config.walletDeadlineMs,
+      onCall: onWalletCall,
+    });
+    wallet = created;
+    cleanups.push(() => created.close());
+  }
+  const walletClient = wallet;
+
+  let store = options.idempotencyStore;
+  if (store === undefined) {
+    const created: IdempotencyStore =
+      redisClient === undefined
+        ? new InProcessIdempotencyStore({ ttlSeconds: config.idempotencyTtlSeconds })
+        : new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds });
+    store = created;
+    cleanups.push(() => created.close());
+  }
+  const idempotencyStore = store;
+
+  const voids = new VoidQueue({
+    ...options.voidQueue,
+    send: (job) => walletClient.void(job),
+    ...(redisClient === undefined ? {} : { durable: new RedisVoidBackend(redisClient, keyPrefix) }),
+    onDelivered: (job, attempts) => {
+      metrics.voidsDelivered.inc({ kind: job.kind });
+      app.log.info(
+        { kind: job.kind, tx_id: job.tx_id, code: job.error_code, attempts },
+        'void confirmed by the wallet',
+      );
+    },
+    onFailed: (job, attempts, error) => {
+      metrics.voidFailures.inc({ kind: job.kind });
+      const code = error instanceof PhiaError ? error.code : 'INTERNAL';
+      app.log.warn({ kind: job.kind, tx_id: job.tx_id, attempts, code }, 'void not confirmed yet, will retry');
+    },
+    onBackendError: (backend, error) =>
+      app.log.warn({ backend, err: (error as Error).message }, 'void queue backend error'),
+  });
+  cleanups.push(() => voids.close());
+
+  app.decorate('gateway', { config, store: idempotencyStore, wallet: walletClient, voids, metrics });
+
+  await app.register(helmet, { global: true });
+  // Load shedding is safe only where no money moves: a refused bet must stay refused (rule 5), and
+  // a request shed here never reached the wallet. So under-pressure only measures (its handler lets
+  // every request through) and balance requests alone are shed, by the hook below.
+  await app.register(underPressure, {
+    maxEventLoopDelay: 1000,
+    exposeStatusRoute: false,
+    pressureHandler: () => undefined,
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.action === 'balance' && app.isUnderPressure()) {
+      return reply
+        .code(503)
+        .type(JSON_TYPE)
+        .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
+    }
+  });
+
+  const auth = createPhiaAuth(config);
+  installJsonParser(app, { bodyLimit: config.bodyLimitBytes, onRawBody: auth.checkSignature });
+  auth.install(app);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const code = errorCodeOf(error);
+    if (code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
+    else request.log.debug({ code, detail: error instanceof PhiaError ? error.detail : error.message }, 'refused');
+    if (request.phia !== undefined) request.phia.code = code;
+    else if (request.routeOptions.config.phia === true) request.phia = { code };
+    return reply
+      .code(httpStatusOf(code))
+      .type(JSON_TYPE)
+      .send(JSON.stringify(errorAnswer(code)));
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).type(JSON_TYPE).send(JSON.stringify(NOT_FOUND_ANSWER)));
+
+  app.addHook('onResponse', async (request, reply) => {
+    const info = request.phia;
+    if (request.routeOptions.config.phia !== true) {
+      request.log.debug({ url: request.url, status: reply.statusCode }, 'request');
+      return;
+    }
+    const action = info?.action ?? request.routeOptions.config.action ?? 'unknown';
+    const code = info?.code ?? (reply.statusCode === 200 ? 'ok' : 'unknown');
+    metrics.requests.inc({ action, status: String(reply.statusCode), code });
+    metrics.requestDuration.observe({ action }, reply.elapsedTime / 1000);
+    request.log.info(
+      {
+        action,
+        tx_id: info?.tx_id,
+        round_id: info?.round_id,
+        status: reply.statusCode,
+        code,
+        replayed: info?.replayed === true ? true : undefined,
+        client_ip: request.clientIp,
+        duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'phia request',
+    );
+  });
+
+  registerPhiaRoutes(
+    app,
+    new PhiaProcessor({
+      wallet: walletClient,
+      store: idempotencyStore,
+      voids,
+      currencies: config.currencies,
+      deadlineMs: config.walletDeadlineMs,
+      metrics,
+    }),
+  );
+  registerOpsRoutes(app, {
+    store: idempotencyStore,
+    wallet: walletClient,
+    metrics,
+    redisConfigured: redisClient !== undefined,
+  });
+
+  app.addHook('onReady', async () => {
+    voids.start();
+  });
+  app.addHook('onClose', async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        app.log.warn({ err: (error as Error).message }, 'error while closing');
+      }
+    }
+  });
+  return app;
+}
+
+/** The contract code of any error reaching the error handler. */
+export function errorCodeOf(error: FastifyError | Error): ErrorCode {
+  if (error instanceof PhiaError || error instanceof WalletError) return error.code;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation !== undefined) return 'INVALID_REQUEST';
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fastifyError.statusCode === 413) return 'PAYLOAD_TOO_LARGE';
+  if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fastifyError.statusCode === 415) {
+    return 'UNSUPPORTED_MEDIA_TYPE';
+  }
+  if (isErrorCode(fastifyError.code)) return fastifyError.code;
+  const status = fastifyError.statusCode ?? 500;
+  if (status >= 400 && status < 500) return 'INVALID_REQUEST';
+  if (status === 503) return 'WALLET_UNAVAILABLE';
+  return 'INTERNAL';
+}

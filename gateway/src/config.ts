@@ -1,0 +1,197 @@
+/**
+ * The gateway's settings, read from the environment variables of contract section 8 and validated
+ * once at start-up. Every problem is reported (one clear line each) in a single ConfigError.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { buildCurrencyTable, type CurrencyTable } from '@phia/proto';
+import { isWildcard, parseIpList, type IpRule } from './auth/ip.js';
+
+export const AUTH_MODES = ['signature', 'ip', 'signature+ip'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Upper bound of WALLET_DEADLINE_MS: a duplicate may wait the deadline plus a margin, all well under PHIA's 6 s. */
+export const MAX_WALLET_DEADLINE_MS = 4500;
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  /** host:port of the wallet's gRPC server. */
+  walletAddr: string;
+  /** Unset: in-process idempotency store and void queue (one gateway only). */
+  redisUrl: string | undefined;
+  authMode: AuthMode;
+  /** HMAC keys; any one may match. Empty only in `ip` mode. */
+  signingKeys: string[];
+  /** Set when no key was configured outside production: the generated key, for the caller to print. */
+  generatedDevKey: string | undefined;
+  /** The allowlist after preset expansion. Empty only in `signature` mode. */
+  allowedIps: IpRule[];
+  trustProxy: IpRule[];
+  walletDeadlineMs: number;
+  idempotencyTtlSeconds: number;
+  bodyLimitBytes: number;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  production: boolean;
+  logLevel: LogLevel;
+  currencies: CurrencyTable;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid gateway configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads and validates the configuration; throws ConfigError listing every problem. */
+export function loadConfig(env: Env = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const production = env.NODE_ENV === 'production';
+  const text = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const value = text(name);
+    if (value === undefined) return fallback;
+    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+      return fallback;
+    }
+    return Number(value);
+  };
+
+  const host = text('GATEWAY_HOST') ?? '0.0.0.0';
+  const port = integer('GATEWAY_PORT', 8080, 0, 65535);
+
+  const walletAddr = text('WALLET_ADDR') ?? '127.0.0.1:50051';
+  if (
+    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(walletAddr) ||
+    Number(walletAddr.split(':').pop()) > 65535
+  ) {
+    problems.push(`WALLET_ADDR must be host:port (e.g. 127.0.0.1:50051), got "${walletAddr}"`);
+  }
+
+  const redisUrl = text('REDIS_URL');
+  if (redisUrl !== undefined) {
+    let ok = false;
+    try {
+      ok = ['redis:', 'rediss:'].includes(new URL(redisUrl).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
+  }
+
+  // Signing keys: never echoed in messages.
+  const configuredKeys = (text('PHIA_SIGNING_KEYS') ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
+  const configuredIps = text('PHIA_ALLOWED_IPS');
+
+  const modeText = text('PHIA_AUTH_MODE');
+  let authMode: AuthMode = 'signature+ip';
+  if (modeText !== undefined) {
+    if ((AUTH_MODES as readonly string[]).includes(modeText)) authMode = modeText as AuthMode;
+    else problems.push(`PHIA_AUTH_MODE must be one of ${AUTH_MODES.join(', ')}, got "${modeText}"`);
+  } else {
+    // Default: both checks where both are configured (or neither: the defaults), else the one that is.
+    if (configuredKeys.length > 0 && configuredIps === undefined) authMode = 'signature';
+    else if (configuredKeys.length === 0 && configuredIps !== undefined) authMode = 'ip';
+  }
+  const wantsSignature = authMode !== 'ip';
+  const wantsIp = authMode !== 'signature';
+
+  let signingKeys = configuredKeys;
+  let generatedDevKey: string | undefined;
+  if (wantsSignature && signingKeys.length === 0) {
+    if (production) {
+      problems.push(`PHIA_SIGNING_KEYS is required in production with PHIA_AUTH_MODE=${authMode}`);
+    } else {
+      generatedDevKey = randomBytes(32).toString('hex');
+      signingKeys = [generatedDevKey];
+    }
+  }
+
+  let allowedIps: IpRule[] = [];
+  if (wantsIp) {
+    if (configuredIps !== undefined) {
+      allowedIps = parseIpList(configuredIps, problems, 'PHIA_ALLOWED_IPS');
+      if (allowedIps.length === 0 && !problems.some((problem) => problem.startsWith('PHIA_ALLOWED_IPS'))) {
+        problems.push('PHIA_ALLOWED_IPS lists no address');
+      }
+    } else if (production) {
+      problems.push(`PHIA_ALLOWED_IPS is required in production with PHIA_AUTH_MODE=${authMode}`);
+    } else {
+      allowedIps = parseIpList('127.0.0.1,::1', problems, 'PHIA_ALLOWED_IPS');
+    }
+    if (production && allowedIps.some(isWildcard)) {
+      problems.push('PHIA_ALLOWED_IPS must not allow every address (*, 0.0.0.0/0, ::/0) in production');
+    }
+  }
+
+  const trustProxy = parseIpList(text('TRUST_PROXY') ?? '', problems, 'TRUST_PROXY');
+  if (production && trustProxy.some(isWildcard)) {
+    problems.push('TRUST_PROXY must not trust every address in production');
+  }
+
+  const walletDeadlineMs = integer('WALLET_DEADLINE_MS', 2000, 50, MAX_WALLET_DEADLINE_MS);
+  const idempotencyTtlSeconds = integer('IDEMPOTENCY_TTL_SECONDS', 86400, 1, 365 * 86400);
+  const bodyLimitBytes = integer('PHIA_BODY_LIMIT_BYTES', 16 * 1024, 1024, 1024 * 1024);
+
+  const tlsCertFile = text('TLS_CERT_FILE');
+  const tlsKeyFile = text('TLS_KEY_FILE');
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  for (const [name, file] of [
+    ['TLS_CERT_FILE', tlsCertFile],
+    ['TLS_KEY_FILE', tlsKeyFile],
+  ] as const) {
+    if (file !== undefined && !existsSync(file)) problems.push(`${name}: file not found: ${file}`);
+  }
+
+  const levelText = text('LOG_LEVEL') ?? 'info';
+  let logLevel: LogLevel = 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(levelText)) logLevel = levelText as LogLevel;
+  else problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
+
+  let currencies: CurrencyTable = buildCurrencyTable();
+  try {
+    currencies = buildCurrencyTable(env.CURRENCIES);
+  } catch (error) {
+    problems.push(`CURRENCIES: ${(error as Error).message}`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    host,
+    port,
+    walletAddr,
+    redisUrl,
+    authMode,
+    signingKeys,
+    generatedDevKey,
+    allowedIps,
+    trustProxy,
+    walletDeadlineMs,
+    idempotencyTtlSeconds,
+    bodyLimitBytes,
+    tlsCertFile,
+    tlsKeyFile,
+    production,
+    logLevel,
+    currencies,
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Idempotency for money requests (contract rule 6), keyed by (request type, tx_id). The store is the
+ * fast path only: the wallet is idempotent by itself and keeps every outcome for good, so a store
+ * that is down or has forgotten an answer costs a wallet round trip, never a wrong answer.
+ */
+
+/** A final answer as sent: status and the exact body text. */
+export interface StoredAnswer {
+  status: number;
+  body: string;
+}
+
+export type BeginResult =
+  /** This caller owns the key: call the wallet, then `complete` (or `release`). */
+  | { kind: 'acquired'; token: string }
+  /** The first request's final answer: send it as is. `waited` tells whether it had to wait for it. */
+  | { kind: 'replay'; answer: StoredAnswer; waited: boolean }
+  /** The same key was used with different content. */
+  | { kind: 'mismatch' }
+  /** The first request was still running when the wait ended. */
+  | { kind: 'in_progress' }
+  /** The store could not be used (e.g. Redis down): go straight to the wallet. */
+  | { kind: 'bypass'; reason: string };
+
+export interface BeginOptions {
+  /** How long a duplicate waits for the first request's answer. */
+  waitMs: number;
+  /** How long the lock lives if its owner dies without completing. */
+  lockTtlMs: number;
+}
+
+export interface IdempotencyStore {
+  readonly name: string;
+  /**
+   * Looks up `key`: replays a stored answer (or reports a mismatch), or takes the lock, or waits for
+   * the running first request up to `waitMs`. Never throws: a store failure gives `bypass`.
+   */
+  begin(key: string, fingerprint: string, options: BeginOptions): Promise<BeginResult>;
+  /** Owner only: stores the final answer for replay (for ttl) and drops the lock. Never throws. */
+  complete(key: string, token: string, fingerprint: string, answer: StoredAnswer): Promise<boolean>;
+  /** Owner only: drops the lock without an answer. Never throws. */
+  release(key: string, token: string): Promise<boolean>;
+  /** Whether the store is reachable now (readiness). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The store key of a money request: request type and tx_id (a refund may reuse its bet's tx_id). */
+export function idempotencyKey(kind: string, txId: string): string {
+  return `${kind}:${txId}`;
+}
+
+/** Poll delays while waiting for the first request: quick at first, then every 50 ms. */
+export function pollDelay(attempt: number): number {
+  return Math.min(5 * 2 ** attempt, 50);
+}

@@ -1,0 +1,101 @@
+/**
+ * Prometheus metrics, in a registry of the app's own (several apps in one process never collide).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  requests: Counter<'action' | 'status' | 'code'>;
+  requestDuration: Histogram<'action'>;
+  replays: Counter<'action'>;
+  lockWaits: Counter<'action' | 'outcome'>;
+  storeBypass: Counter<'operation'>;
+  walletCalls: Histogram<'method' | 'outcome'>;
+  walletErrors: Counter<'method' | 'code'>;
+  voidsEnqueued: Counter<'kind' | 'backend'>;
+  voidsDelivered: Counter<'kind'>;
+  voidFailures: Counter<'kind'>;
+  pendingVoids: Gauge;
+}
+
+export function createMetrics(options: {
+  pendingVoids: () => Promise<number>;
+  defaultMetrics?: boolean;
+}): GatewayMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'phia_gateway_' });
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'phia_requests_total',
+      help: 'PHIA requests answered, by action, HTTP status and contract code (ok for 200)',
+      labelNames: ['action', 'status', 'code'],
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'phia_request_duration_seconds',
+      help: 'Time to answer a PHIA request',
+      labelNames: ['action'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 6],
+      registers,
+    }),
+    replays: new Counter({
+      name: 'phia_idempotent_replays_total',
+      help: 'Money requests answered from the idempotency store',
+      labelNames: ['action'],
+      registers,
+    }),
+    lockWaits: new Counter({
+      name: 'phia_idempotency_lock_waits_total',
+      help: 'Duplicates that waited for a running first request (outcome: replay, in_progress)',
+      labelNames: ['action', 'outcome'],
+      registers,
+    }),
+    storeBypass: new Counter({
+      name: 'phia_idempotency_store_errors_total',
+      help: 'Idempotency store failures (the request went straight to the wallet)',
+      labelNames: ['operation'],
+      registers,
+    }),
+    walletCalls: new Histogram({
+      name: 'phia_wallet_call_duration_seconds',
+      help: 'gRPC calls to the wallet, by method and outcome (ok or contract code)',
+      labelNames: ['method', 'outcome'],
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+    }),
+    walletErrors: new Counter({
+      name: 'phia_wallet_call_errors_total',
+      help: 'Failed gRPC calls to the wallet, by method and contract code',
+      labelNames: ['method', 'code'],
+      registers,
+    }),
+    voidsEnqueued: new Counter({
+      name: 'phia_voids_enqueued_total',
+      help: 'Voids queued after an error answer the ledger did not decide',
+      labelNames: ['kind', 'backend'],
+      registers,
+    }),
+    voidsDelivered: new Counter({
+      name: 'phia_voids_delivered_total',
+      help: 'Voids the wallet confirmed',
+      labelNames: ['kind'],
+      registers,
+    }),
+    voidFailures: new Counter({
+      name: 'phia_void_attempt_failures_total',
+      help: 'Void attempts that failed and will be retried',
+      labelNames: ['kind'],
+      registers,
+    }),
+    pendingVoids: new Gauge({
+      name: 'phia_pending_voids',
+      help: 'Voids waiting for the wallet to confirm them',
+      registers,
+      async collect() {
+        this.set(await options.pendingVoids());
+      },
+    }),
+  };
+}

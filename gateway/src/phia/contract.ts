@@ -1,0 +1,162 @@
+/**
+ * The PHIA callback contract as the gateway speaks it (contract sections 2, 4 and 5): field names,
+ * limits, body and answer schemas, endpoints, the action → wallet method mapping and the error
+ * answer shape. Every PHIA field name lives in this one module, so that aligning with Playhub's own
+ * OpenAPI file later is a one-file change.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { ERRORS, MAX_DECIMALS, MAX_INTEGER_DIGITS, type ErrorCode, type MoneyKind } from '@phia/proto';
+
+/** The four PHIA request types. */
+export const ACTIONS = ['balance', 'bet', 'win', 'refund'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export function isAction(value: unknown): value is Action {
+  return typeof value === 'string' && (ACTIONS as readonly string[]).includes(value);
+}
+
+export function isMoneyAction(action: Action): action is MoneyKind {
+  return action !== 'balance';
+}
+
+/** Endpoints (contract section 2). */
+export const SINGLE_ENDPOINT = '/phia';
+export const ACTION_ENDPOINTS: Readonly<Record<Action, string>> = {
+  balance: '/phia/balance',
+  bet: '/phia/bet',
+  win: '/phia/win',
+  refund: '/phia/refund',
+};
+
+/** The field naming the request type on the single endpoint. */
+export const ACTION_FIELD = 'action';
+
+/** The signature header (contract section 3); Node lowercases header names. */
+export const SIGNATURE_HEADER = 'x-request-sign';
+
+/** The wallet's gRPC method for each action (wallet.v1.Wallet). */
+export const WALLET_METHOD: Readonly<Record<Action, 'GetBalance' | 'Bet' | 'Win' | 'Refund'>> = {
+  balance: 'GetBalance',
+  bet: 'Bet',
+  win: 'Win',
+  refund: 'Refund',
+};
+
+/** Field limits (contract section 4). Where the contract gives none, a generous bound. */
+export const LIMITS = {
+  idMaxLength: 128,
+  /** session_id, game_id, game_session_id: the contract gives no limit; the body limit bounds them anyway. */
+  optionalTextMaxLength: 256,
+  currencyPattern: '^[A-Z0-9]{2,10}$',
+  /** A non-negative decimal: digits, an optional fraction; no sign, exponent or spaces. */
+  amountPattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$',
+  amountMaxLength: MAX_INTEGER_DIGITS + 1 + MAX_DECIMALS,
+} as const;
+
+const Id = Type.String({ minLength: 1, maxLength: LIMITS.idMaxLength });
+/** Optional text: absent, null (taken as absent) or a string. */
+const OptionalText = Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.optionalTextMaxLength }), Type.Null()]));
+const OptionalId = Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.idMaxLength }), Type.Null()]));
+const Currency = Type.String({ pattern: LIMITS.currencyPattern });
+/**
+ * The JSON parser turns every bare JSON number into its exact source text, so a JSON number amount
+ * reaches this schema as a string too: `12.5` and `"12.5"` both arrive as "12.5".
+ */
+const Amount = Type.String({ pattern: LIMITS.amountPattern, maxLength: LIMITS.amountMaxLength });
+
+const balanceFields = {
+  user_id: Id,
+  currency: Currency,
+  session_id: OptionalText,
+  game_id: OptionalText,
+  game_session_id: OptionalText,
+};
+
+const moneyFields = {
+  user_id: Id,
+  currency: Currency,
+  session_id: OptionalText,
+  game_id: OptionalText,
+  game_session_id: Type.String({ minLength: 1, maxLength: LIMITS.optionalTextMaxLength }),
+  tx_id: Id,
+  round_id: Id,
+  amount: Amount,
+};
+
+const actionField = (action: Action) => ({ [ACTION_FIELD]: Type.Optional(Type.Literal(action)) });
+
+/** Unknown fields are ignored (contract section 2): additional properties stay allowed. */
+export const BalanceBody = Type.Object({ ...balanceFields, ...actionField('balance') });
+export const BetBody = Type.Object({ ...moneyFields, ...actionField('bet') });
+export const WinBody = Type.Object({ ...moneyFields, bet_tx_id: OptionalId, ...actionField('win') });
+export const RefundBody = Type.Object({ ...moneyFields, bet_tx_id: OptionalId, ...actionField('refund') });
+
+export type BalanceBodyT = Static<typeof BalanceBody>;
+export type MoneyBodyT = Static<typeof WinBody>;
+
+export const BODY_SCHEMA: Readonly<Record<Action, TSchema>> = {
+  balance: BalanceBody,
+  bet: BetBody,
+  win: WinBody,
+  refund: RefundBody,
+};
+
+/** The single endpoint: `action` is required and picks one of the four bodies. */
+export const SingleEndpointBody = Type.Union(
+  ACTIONS.map((action) => Type.Intersect([BODY_SCHEMA[action], Type.Object({ [ACTION_FIELD]: Type.Literal(action) })])),
+);
+
+/** Answers (contract section 5). */
+export const BalanceAnswer = Type.Object(
+  { balance: Type.String(), currency: Type.String() },
+  { additionalProperties: false },
+);
+export const MoneyAnswer = Type.Object(
+  { balance: Type.String(), currency: Type.String(), tx_id: Type.String() },
+  { additionalProperties: false },
+);
+export const ErrorAnswer = Type.Object({ error: Type.String(), code: Type.String() }, { additionalProperties: false });
+export type BalanceAnswerT = Static<typeof BalanceAnswer>;
+export type MoneyAnswerT = Static<typeof MoneyAnswer>;
+export type ErrorAnswerT = Static<typeof ErrorAnswer>;
+
+export function answerSchema(action: Action | 'any'): Record<string, TSchema> {
+  const ok =
+    action === 'balance' ? BalanceAnswer : action === 'any' ? Type.Union([MoneyAnswer, BalanceAnswer]) : MoneyAnswer;
+  return { 200: ok, '4xx': ErrorAnswer, '5xx': ErrorAnswer };
+}
+
+/** The HTTP status of a contract error code. */
+export function httpStatusOf(code: ErrorCode): number {
+  return ERRORS[code].httpStatus;
+}
+
+/** The error answer body of a contract error code (message from the shared table). */
+export function errorAnswer(code: ErrorCode): ErrorAnswerT {
+  return { error: ERRORS[code].message, code };
+}
+
+/** Answer for a path that is not a PHIA endpoint (not a contract code: PHIA never calls it). */
+export const NOT_FOUND_ANSWER: ErrorAnswerT = { error: 'not found', code: 'NOT_FOUND' };
+
+/**
+ * Codes that the wallet decided and stored durably (rule 7): a duplicate gets the same answer from
+ * the wallet, nothing to undo. Any other non-200 answer to a money request (timeout, unavailable,
+ * internal fault) was not decided by the ledger, and the gateway voids the request (rule 5).
+ */
+const LEDGER_DECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'INVALID_REQUEST',
+  'SESSION_NOT_FOUND',
+  'WRONG_SESSION',
+  'INSUFFICIENT_FUNDS',
+  'PLAYER_BLOCKED',
+  'ACCOUNT_NOT_FOUND',
+  'IDEMPOTENCY_MISMATCH',
+  'REQUEST_IN_PROGRESS',
+  'BET_REFUNDED',
+  'REFUND_EXCEEDS_BET',
+]);
+
+export function needsVoid(code: ErrorCode): boolean {
+  return !LEDGER_DECIDED.has(code);
+}

@@ -1,0 +1,216 @@
+/**
+ * What the gateway does with one validated PHIA request: check currency and amount, take the
+ * idempotency key (or replay / refuse), make the one wallet call, void what must never apply, store
+ * and return the final answer. Answers are returned as exact body text, so that a replay is the
+ * same bytes as the first answer.
+ */
+import {
+  currencyDecimals,
+  formatAmount,
+  moneyFingerprint,
+  normalizeAmount,
+  parseAmount,
+  PhiaError,
+  type CurrencyTable,
+  type ErrorCode,
+  type MoneyKind,
+} from '@phia/proto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { IdempotencyStore, StoredAnswer } from '../idempotency/store.js';
+import { idempotencyKey } from '../idempotency/store.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { VoidQueue } from '../voids/queue.js';
+import type { WalletClient } from '../wallet-client/client.js';
+import {
+  errorAnswer,
+  httpStatusOf,
+  needsVoid,
+  WALLET_METHOD,
+  type BalanceAnswerT,
+  type BalanceBodyT,
+  type MoneyAnswerT,
+  type MoneyBodyT,
+} from './contract.js';
+
+export interface Answer extends StoredAnswer {
+  /** `ok` or the contract code answered. */
+  code: ErrorCode | 'ok';
+  /** Sent from the idempotency store (a duplicate). */
+  replayed: boolean;
+}
+
+export interface ProcessorOptions {
+  wallet: WalletClient;
+  store: IdempotencyStore;
+  voids: VoidQueue;
+  currencies: CurrencyTable;
+  /** The wallet deadline: duplicates wait this long plus a margin for the first's answer. */
+  deadlineMs: number;
+  metrics?: GatewayMetrics;
+}
+
+export interface RequestContext {
+  requestId: string;
+  log: FastifyBaseLogger;
+}
+
+function okAnswer(body: BalanceAnswerT | MoneyAnswerT): Answer {
+  // Fixed key order: the text is what gets cached and replayed.
+  const text =
+    'tx_id' in body
+      ? JSON.stringify({ balance: body.balance, currency: body.currency, tx_id: body.tx_id })
+      : JSON.stringify({ balance: body.balance, currency: body.currency });
+  return { status: 200, body: text, code: 'ok', replayed: false };
+}
+
+export function errorToAnswer(code: ErrorCode): Answer {
+  return { status: httpStatusOf(code), body: JSON.stringify(errorAnswer(code)), code, replayed: false };
+}
+
+/** The wallet's balance, checked and given exactly the currency's decimals. */
+function walletBalance(text: unknown, decimals: number): string {
+  if (typeof text !== 'string') throw new PhiaError('INTERNAL', 'wallet reply without balance');
+  try {
+    return formatAmount(parseAmount(text, decimals), decimals);
+  } catch {
+    throw new PhiaError('INTERNAL', `wallet reply with malformed balance "${text}"`);
+  }
+}
+
+function codeOf(error: unknown): ErrorCode {
+  return error instanceof PhiaError ? error.code : 'INTERNAL';
+}
+
+/** Optional text fields: absent, null and "" all mean "not given". */
+function optional(value: string | null | undefined): string | undefined {
+  return value === null || value === undefined || value === '' ? undefined : value;
+}
+
+export class PhiaProcessor {
+  readonly #o: ProcessorOptions;
+  readonly #waitMs: number;
+  readonly #lockTtlMs: number;
+
+  constructor(options: ProcessorOptions) {
+    this.#o = options;
+    this.#waitMs = options.deadlineMs + 500;
+    this.#lockTtlMs = options.deadlineMs * 2 + 5000;
+  }
+
+  async balance(body: BalanceBodyT, ctx: RequestContext): Promise<Answer> {
+    const decimals = currencyDecimals(this.#o.currencies, body.currency);
+    try {
+      const sessionId = optional(body.session_id);
+      const reply = await this.#o.wallet.getBalance(
+        {
+          user_id: body.user_id,
+          currency: body.currency,
+          ...(sessionId === undefined ? {} : { session_id: sessionId }),
+        },
+        { requestId: ctx.requestId },
+      );
+      return okAnswer({ balance: walletBalance(reply.balance, decimals), currency: body.currency });
+    } catch (error) {
+      this.#logWalletError(error, ctx, 'balance');
+      return errorToAnswer(codeOf(error));
+    }
+  }
+
+  async money(kind: MoneyKind, body: MoneyBodyT, ctx: RequestContext): Promise<Answer> {
+    // Refused before Redis or the wallet is touched (throws INVALID_REQUEST).
+    const decimals = currencyDecimals(this.#o.currencies, body.currency);
+    const amount = normalizeAmount(body.amount, decimals);
+    const betTxId = kind === 'bet' ? undefined : optional(body.bet_tx_id);
+    const fingerprint = moneyFingerprint(kind, {
+      user_id: body.user_id,
+      currency: body.currency,
+      amount,
+      round_id: body.round_id,
+      game_session_id: body.game_session_id,
+      bet_tx_id: betTxId ?? '',
+    });
+    const key = idempotencyKey(kind, body.tx_id);
+    const metrics = this.#o.metrics;
+
+    const begin = await this.#o.store.begin(key, fingerprint, { waitMs: this.#waitMs, lockTtlMs: this.#lockTtlMs });
+    switch (begin.kind) {
+      case 'replay':
+        metrics?.replays.inc({ action: kind });
+        if (begin.waited) metrics?.lockWaits.inc({ action: kind, outcome: 'replay' });
+        return { ...begin.answer, code: codeFromBody(begin.answer), replayed: true };
+      case 'mismatch':
+        return errorToAnswer('IDEMPOTENCY_MISMATCH');
+      case 'in_progress':
+        metrics?.lockWaits.inc({ action: kind, outcome: 'in_progress' });
+        return errorToAnswer('REQUEST_IN_PROGRESS');
+      case 'bypass':
+        ctx.log.warn(
+          { store: this.#o.store.name, reason: begin.reason },
+          'idempotency store unavailable, asking the wallet',
+        );
+        metrics?.storeBypass.inc({ operation: 'begin' });
+        break;
+      case 'acquired':
+        break;
+    }
+
+    let answer: Answer;
+    try {
+      const sessionId = optional(body.session_id);
+      const gameId = optional(body.game_id);
+      const reply = await this.#o.wallet.money(
+        WALLET_METHOD[kind] as 'Bet' | 'Win' | 'Refund',
+        {
+          tx_id: body.tx_id,
+          user_id: body.user_id,
+          currency: body.currency,
+          amount,
+          round_id: body.round_id,
+          game_session_id: body.game_session_id,
+          ...(sessionId === undefined ? {} : { session_id: sessionId }),
+          ...(gameId === undefined ? {} : { game_id: gameId }),
+          ...(betTxId === undefined ? {} : { bet_tx_id: betTxId }),
+        },
+        { requestId: ctx.requestId },
+      );
+      answer = okAnswer({
+        balance: walletBalance(reply.balance, decimals),
+        currency: body.currency,
+        tx_id: body.tx_id,
+      });
+    } catch (error) {
+      const code = codeOf(error);
+      this.#logWalletError(error, ctx, kind);
+      if (needsVoid(code)) {
+        // Rule 5: queued before the answer leaves, so the request can never apply afterwards.
+        const where = await this.#o.voids.enqueue({ kind, tx_id: body.tx_id, error_code: code });
+        metrics?.voidsEnqueued.inc({ kind, backend: where });
+        ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'void queued for an undecided error answer');
+      }
+      answer = errorToAnswer(code);
+    }
+
+    if (begin.kind === 'acquired') {
+      const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
+      if (!stored) metrics?.storeBypass.inc({ operation: 'complete' });
+    }
+    return answer;
+  }
+
+  #logWalletError(error: unknown, ctx: RequestContext, action: string): void {
+    const code = codeOf(error);
+    const detail = error instanceof PhiaError ? error.detail : String(error);
+    const level = code === 'INTERNAL' || code === 'WALLET_TIMEOUT' || code === 'WALLET_UNAVAILABLE' ? 'warn' : 'debug';
+    ctx.log[level]({ action, code, detail }, 'wallet call failed');
+  }
+}
+
+/** The code of a stored answer (for logs and metrics of replays). */
+function codeFromBody(answer: StoredAnswer): ErrorCode | 'ok' {
+  if (answer.status === 200) return 'ok';
+  try {
+    return (JSON.parse(answer.body) as { code: ErrorCode }).code;
+  } catch {
+    return 'INTERNAL';
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Starts the gateway from the environment (contract section 8): `node gateway/dist/server.js`.
+ * SIGTERM and SIGINT close it gracefully (in-flight requests finish, resources close).
+ */
+import { pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type BuildAppOptions } from './app.js';
+import { ConfigError, loadConfig, type Env, type GatewayConfig } from './config.js';
+
+export interface StartGatewayOptions extends Partial<Omit<BuildAppOptions, 'config'>> {
+  /** Default: loadConfig(env). */
+  config?: GatewayConfig;
+  env?: Env;
+}
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  config: GatewayConfig;
+  /** e.g. http://127.0.0.1:8080 */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Builds the app and listens on GATEWAY_HOST:GATEWAY_PORT (port 0: a free one). */
+export async function startGateway(options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const config = options.config ?? loadConfig(options.env ?? process.env);
+  const { config: _ignored, env: _env, ...rest } = options;
+  const app = await buildApp({ ...rest, config });
+  if (config.generatedDevKey !== undefined) {
+    // Printed on purpose, outside the (redacting) logger: the developer needs it to sign requests.
+    console.log(`PHIA_SIGNING_KEYS not set: generated development key ${config.generatedDevKey}`);
+  }
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const scheme = config.tlsCertFile === undefined ? 'http' : 'https';
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return {
+    app,
+    config,
+    url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    close: () => app.close(),
+  };
+}
+
+async function main(): Promise<void> {
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    gateway.app.log.info({ signal }, 'closing');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    gateway
+      .close()
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

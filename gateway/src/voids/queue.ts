@@ -1,0 +1,182 @@
+/**
+ * Contract rule 5, "an error answer is final": when the gateway answers a bet, win or refund with a
+ * non-200 that the ledger did not decide (timeout, wallet unavailable, internal fault), the request
+ * must never take effect later. The gateway enqueues a wallet `Void {kind, tx_id, error_code}`
+ * BEFORE it answers, then a drain loop delivers it, retrying with exponential backoff until the
+ * wallet confirms. The queue is durable in Redis when configured; when Redis is absent or fails at
+ * enqueue time, the job goes to an in-process queue, which the same loop drains.
+ */
+import type { VoidBackend, VoidJob } from './backends.js';
+import { MemoryVoidBackend } from './backends.js';
+
+export interface VoidQueueOptions {
+  /** Delivers one void to the wallet; resolves when the wallet confirmed it. */
+  send: (job: VoidJob) => Promise<unknown>;
+  /** Durable backend (Redis); when absent, the in-process one is the only one. */
+  durable?: VoidBackend;
+  /** First retry delay; doubles per attempt up to maxDelayMs (with ±20% jitter). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** How often the loop looks for due jobs when nothing kicked it. */
+  pollIntervalMs?: number;
+  /** How long a claimed job stays hidden from other gateways while being delivered. */
+  leaseMs?: number;
+  batchSize?: number;
+  onDelivered?: (job: VoidJob, attempts: number) => void;
+  onFailed?: (job: VoidJob, attempts: number, error: unknown) => void;
+  onBackendError?: (backend: string, error: unknown) => void;
+}
+
+export class VoidQueue {
+  readonly #send: VoidQueueOptions['send'];
+  readonly #durable: VoidBackend | undefined;
+  readonly #memory = new MemoryVoidBackend();
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #leaseMs: number;
+  readonly #batchSize: number;
+  readonly #options: VoidQueueOptions;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #kicked = false;
+  #lastCount = 0;
+
+  constructor(options: VoidQueueOptions) {
+    this.#options = options;
+    this.#send = options.send;
+    this.#durable = options.durable;
+    this.#baseDelayMs = options.baseDelayMs ?? 200;
+    this.#maxDelayMs = options.maxDelayMs ?? 30_000;
+    this.#pollIntervalMs = options.pollIntervalMs ?? 500;
+    this.#leaseMs = options.leaseMs ?? 10_000;
+    this.#batchSize = options.batchSize ?? 50;
+  }
+
+  /**
+   * Stores the job (Redis first, in-process if that fails) and wakes the loop. Resolves once the job
+   * is stored, so the caller can answer knowing the void will be delivered.
+   */
+  async enqueue(job: VoidJob): Promise<'durable' | 'memory'> {
+    const now = Date.now();
+    let where: 'durable' | 'memory' = 'memory';
+    if (this.#durable !== undefined) {
+      try {
+        await this.#durable.add(job, now);
+        where = 'durable';
+      } catch (error) {
+        this.#options.onBackendError?.(this.#durable.name, error);
+      }
+    }
+    if (where === 'memory') await this.#memory.add(job, now);
+    this.#lastCount++;
+    this.kick();
+    return where;
+  }
+
+  /** Wakes the drain loop now. */
+  kick(): void {
+    this.#kicked = true;
+    this.#wake?.();
+  }
+
+  /** Jobs waiting for the wallet's confirmation (durable and in-process); the last known count if Redis fails. */
+  async pendingCount(): Promise<number> {
+    let count = await this.#memory.count();
+    if (this.#durable !== undefined) {
+      try {
+        count += await this.#durable.count();
+      } catch (error) {
+        this.#options.onBackendError?.(this.#durable.name, error);
+        return Math.max(this.#lastCount, count);
+      }
+    }
+    this.#lastCount = count;
+    return count;
+  }
+
+  /** The delay before attempt `attempts + 1`. */
+  backoff(attempts: number): number {
+    const raw = Math.min(this.#baseDelayMs * 2 ** Math.max(attempts - 1, 0), this.#maxDelayMs);
+    return Math.round(raw * (0.8 + Math.random() * 0.4));
+  }
+
+  /** One pass over both backends: delivers every due job once. Returns how many were confirmed. */
+  async drainOnce(): Promise<number> {
+    let delivered = 0;
+    const backends = this.#durable === undefined ? [this.#memory] : [this.#durable, this.#memory];
+    for (const backend of backends) {
+      let claimed;
+      try {
+        claimed = await backend.claimDue(Date.now(), this.#batchSize, this.#leaseMs);
+      } catch (error) {
+        this.#options.onBackendError?.(backend.name, error);
+        continue;
+      }
+      await Promise.all(
+        claimed.map(async ({ job, attempts }) => {
+          try {
+            await this.#send(job);
+          } catch (error) {
+            this.#options.onFailed?.(job, attempts, error);
+            try {
+              await backend.retry(job, Date.now() + this.backoff(attempts));
+            } catch (backendError) {
+              // The lease expires by itself; the job comes back then.
+              this.#options.onBackendError?.(backend.name, backendError);
+            }
+            return;
+          }
+          delivered++;
+          this.#options.onDelivered?.(job, attempts);
+          try {
+            await backend.done(job);
+          } catch (backendError) {
+            // Delivered but not removed: it will be sent again, and Void is idempotent.
+            this.#options.onBackendError?.(backend.name, backendError);
+          }
+        }),
+      );
+    }
+    return delivered;
+  }
+
+  /** Starts the drain loop (idempotent). */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      this.#kicked = false;
+      try {
+        await this.drainOnce();
+        await this.pendingCount();
+      } catch (error) {
+        this.#options.onBackendError?.('queue', error);
+      }
+      if (!this.#running) break;
+      if (this.#kicked) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.#pollIntervalMs);
+        timer.unref();
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#wake = done;
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** Stops the loop after the pass in progress. Jobs left in Redis are delivered by the next start. */
+  async close(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The gateway's one long-lived gRPC client of wallet.v1.Wallet. Every call carries a deadline
+ * (WALLET_DEADLINE_MS) and the request id in `x-request-id` metadata. Failures become WalletError,
+ * whose code is a contract code:
+ *   trailing metadata `wallet-error-code` → that code (the wallet decided: a business decline);
+ *   DEADLINE_EXCEEDED → WALLET_TIMEOUT; UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED → WALLET_UNAVAILABLE;
+ *   anything else → INTERNAL.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import {
+  GrpcStatus,
+  isErrorCode,
+  PhiaError,
+  PROTO_LOADER_OPTIONS,
+  WALLET_ERROR_CODE_KEY,
+  WALLET_PROTO_PATH,
+  type ErrorCode,
+} from '@phia/proto';
+
+export interface GetBalanceRequest {
+  user_id: string;
+  currency: string;
+  session_id?: string;
+}
+export interface BalanceReply {
+  balance: string;
+  currency: string;
+}
+export interface MoneyRequest {
+  tx_id: string;
+  user_id: string;
+  currency: string;
+  amount: string;
+  round_id: string;
+  game_session_id: string;
+  session_id?: string;
+  game_id?: string;
+  bet_tx_id?: string;
+}
+export interface MoneyReply {
+  balance: string;
+  currency: string;
+  tx_id: string;
+}
+export interface VoidRequest {
+  kind: string;
+  tx_id: string;
+  error_code?: string;
+}
+export interface VoidReply {
+  kind: string;
+  tx_id: string;
+  outcome: string;
+  balance: string;
+  currency: string;
+}
+export interface CashRequest {
+  tx_id: string;
+  user_id: string;
+  currency: string;
+  amount: string;
+}
+export interface OpenSessionRequest {
+  user_id: string;
+  currency: string;
+  ttl_seconds?: number;
+}
+export interface OpenSessionReply {
+  session_id: string;
+  expires_at: string;
+}
+export interface SetAccountStatusRequest {
+  user_id: string;
+  currency: string;
+  blocked: boolean;
+}
+export interface GetTransactionRequest {
+  kind: string;
+  tx_id: string;
+}
+export interface TransactionReply {
+  kind: string;
+  tx_id: string;
+  status: string;
+  error_code: string;
+  user_id: string;
+  currency: string;
+  amount: string;
+  balance: string;
+  round_id: string;
+  game_session_id: string;
+  bet_tx_id: string;
+  refunded_amount: string;
+  created_at: string;
+}
+
+/** The wallet methods, by their proto name. */
+export interface WalletMethods {
+  GetBalance: [GetBalanceRequest, BalanceReply];
+  Bet: [MoneyRequest, MoneyReply];
+  Win: [MoneyRequest, MoneyReply];
+  Refund: [MoneyRequest, MoneyReply];
+  Void: [VoidRequest, VoidReply];
+  Deposit: [CashRequest, MoneyReply];
+  Withdraw: [CashRequest, MoneyReply];
+  OpenSession: [OpenSessionRequest, OpenSessionReply];
+  CloseSession: [{ session_id: string }, Record<string, never>];
+  SetAccountStatus: [SetAccountStatusRequest, SetAccountStatusRequest];
+  GetTransaction: [GetTransactionRequest, TransactionReply];
+}
+export type WalletMethod = keyof WalletMethods;
+
+export interface CallOptions {
+  requestId?: string;
+  /** Overrides the client's default deadline for this call. */
+  deadlineMs?: number;
+}
+
+/** A failed wallet call, as a contract code. */
+export class WalletError extends PhiaError {
+  /** True when the wallet itself declined (its code came in the trailing metadata). */
+  readonly decidedByWallet: boolean;
+  readonly grpcCode: number;
+
+  constructor(code: ErrorCode, decidedByWallet: boolean, grpcCode: number, detail: string) {
+    super(code, detail);
+    this.name = 'WalletError';
+    this.decidedByWallet = decidedByWallet;
+    this.grpcCode = grpcCode;
+  }
+}
+
+/** Maps a grpc-js call error to a WalletError (see the module comment). */
+export function toWalletError(error: grpc.ServiceError | Error): WalletError {
+  const serviceError = error as Partial<grpc.ServiceError>;
+  const grpcCode = typeof serviceError.code === 'number' ? serviceError.code : GrpcStatus.UNKNOWN;
+  const detail = `grpc ${grpcCode}: ${serviceError.details ?? error.message}`;
+  const walletCode = serviceError.metadata?.get(WALLET_ERROR_CODE_KEY)[0];
+  const text = typeof walletCode === 'string' ? walletCode : walletCode?.toString('utf8');
+  if (isErrorCode(text)) return new WalletError(text, true, grpcCode, detail);
+  switch (grpcCode) {
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return new WalletError('WALLET_TIMEOUT', false, grpcCode, detail);
+    case GrpcStatus.UNAVAILABLE:
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+    case GrpcStatus.CANCELLED:
+      return new WalletError('WALLET_UNAVAILABLE', false, grpcCode, detail);
+    default:
+      return new WalletError('INTERNAL', false, grpcCode, detail);
+  }
+}
+
+export interface WalletClientOptions {
+  /** host:port */
+  address: string;
+  deadlineMs: number;
+  credentials?: grpc.ChannelCredentials;
+  /** Observes every call: method, outcome ('ok' or the error code) and duration in seconds. */
+  onCall?: (method: WalletMethod, outcome: string, seconds: number) => void;
+}
+
+type UnaryFn = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, reply: unknown) => void,
+) => grpc.ClientUnaryCall;
+
+let cachedConstructor: grpc.ServiceClientConstructor | undefined;
+
+function walletConstructor(): grpc.ServiceClientConstructor {
+  if (cachedConstructor === undefined) {
+    const definition = protoLoader.loadSync(WALLET_PROTO_PATH, { ...PROTO_LOADER_OPTIONS });
+    const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+      wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+    };
+    cachedConstructor = loaded.wallet.v1.Wallet;
+  }
+  return cachedConstructor;
+}
+
+export class WalletClient {
+  readonly address: string;
+  readonly deadlineMs: number;
+  readonly #client: grpc.Client;
+  readonly #onCall: WalletClientOptions['onCall'];
+  #closed = false;
+
+  constructor(options: WalletClientOptions) {
+    const Wallet = walletConstructor();
+    this.address = options.address;
+    this.deadlineMs = options.deadlineMs;
+    this.#onCall = options.onCall;
+    this.#client = new Wallet(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
+      // Reconnect quickly after the wallet comes back; keep the connection alive between bursts.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2000,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.enable_retries': 0,
+    });
+  }
+
+  /** One unary call with the deadline; resolves with the reply or rejects with a WalletError. */
+  call<M extends WalletMethod>(
+    method: M,
+    request: WalletMethods[M][0],
+    options: CallOptions = {},
+  ): Promise<WalletMethods[M][1]> {
+    const metadata = new grpc.Metadata();
+    if (options.requestId !== undefined) metadata.set('x-request-id', options.requestId);
+    const deadline = new Date(Date.now() + (options.deadlineMs ?? this.deadlineMs));
+    const fn = (this.#client as unknown as Record<string, UnaryFn>)[method];
+    if (typeof fn !== 'function') return Promise.reject(new WalletError('INTERNAL', false, 12, `no method ${method}`));
+    const started = process.hrtime.bigint();
+    return new Promise((resolve, reject) => {
+      fn.call(this.#client, request, metadata, { deadline }, (error, reply) => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        if (error) {
+          const walletError = toWalletError(error);
+          this.#onCall?.(method, walletError.code, seconds);
+          reject(walletError);
+        } else {
+          this.#onCall?.(method, 'ok', seconds);
+          resolve(reply as WalletMethods[M][1]);
+        }
+      });
+    });
+  }
+
+  getBalance(request: GetBalanceRequest, options?: CallOptions): Promise<BalanceReply> {
+    return this.call('GetBalance', request, options);
+  }
+
+  money(method: 'Bet' | 'Win' | 'Refund', request: MoneyRequest, options?: CallOptions): Promise<MoneyReply> {
+    return this.call(method, request, options);
+  }
+
+  void(request: VoidRequest, options?: CallOptions): Promise<VoidReply> {
+    return this.call('Void', request, options);
+  }
+
+  /** Whether a connection to the wallet can be made within `timeoutMs` (readiness). */
+  ping(timeoutMs = 500): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#client.waitForReady(new Date(Date.now() + timeoutMs), (error) => resolve(!error));
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.close();
+  }
+}
