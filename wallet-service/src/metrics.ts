@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Database } from './db/database.js';
 
 /** The wallet's own metrics, on a registry of its own (tests run several wallets in one process). */
 export class WalletMetrics {
@@ -15,6 +16,14 @@ export class WalletMetrics {
     help: 'gRPC call duration, database included',
     labelNames: ['method'] as const,
     buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly dbTransactionSeconds = new Histogram({
+    name: 'wallet_db_transaction_duration_seconds',
+    help: 'Database transaction duration, BEGIN to COMMIT or ROLLBACK, by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
 
@@ -44,4 +53,26 @@ export class WalletMetrics {
       server.listen(port, host, () => resolve(server));
     });
   }
+}
+
+/** The same database, with every transaction timed into the metrics. */
+export function instrumentDatabase(db: Database, metrics: WalletMetrics): Database {
+  return {
+    kind: db.kind,
+    schema: db.schema,
+    query: (sql, params) => db.query(sql, params),
+    exec: (sql) => db.exec(sql),
+    close: () => db.close(),
+    async transaction(fn, options) {
+      const stop = metrics.dbTransactionSeconds.startTimer();
+      try {
+        const value = await db.transaction(fn, options);
+        stop({ outcome: 'commit' });
+        return value;
+      } catch (error) {
+        stop({ outcome: 'rollback' });
+        throw error;
+      }
+    },
+  };
 }

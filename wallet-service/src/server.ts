@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     sessionTtlSeconds: config.sessionTtlSeconds,
     metricsPort: config.metricsPort,
     metricsHost: config.host,
+    collectDefaultMetrics: true,
     logger,
   });
   logger.info(

@@ -9,7 +9,7 @@ import { openDatabase, type Database } from './db/index.js';
 import { walletHandlers } from './grpc/handlers.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
 import { describeDatabaseUrl } from './logger.js';
-import { WalletMetrics } from './metrics.js';
+import { instrumentDatabase, WalletMetrics } from './metrics.js';
 
 export const WALLET_SERVICE_NAME = 'wallet.v1.Wallet';
 
@@ -29,6 +29,8 @@ export interface WalletServerOptions {
   metricsHost?: string;
   logger?: Logger;
   hooks?: LedgerHooks;
+  /** Process metrics (CPU, memory, event loop): on for the real server, off in tests. */
+  collectDefaultMetrics?: boolean;
   /** How long a graceful close waits for running calls before cutting them. */
   shutdownTimeoutMs?: number;
 }
@@ -54,7 +56,7 @@ export function loadWalletPackageDefinition(): protoLoader.PackageDefinition {
 
 export async function startWalletServer(options: WalletServerOptions = {}): Promise<WalletServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
-  const metrics = new WalletMetrics();
+  const metrics = new WalletMetrics(options.collectDefaultMetrics === true);
   const packageDefinition = loadWalletPackageDefinition();
   const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
     wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
@@ -92,7 +94,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     db.kind === 'postgres' ? 'ledger on PostgreSQL' : 'ledger on embedded PGlite: no DATABASE_URL set',
   );
 
-  const ledger = new Ledger(db, {
+  const ledger = new Ledger(instrumentDatabase(db, metrics), {
     currencies: options.currencies ?? buildCurrencyTable(),
     defaultSessionTtlSeconds: options.sessionTtlSeconds,
     commitMarginMs: options.commitMarginMs,

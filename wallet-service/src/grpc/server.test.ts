@@ -115,6 +115,7 @@ t.test('every method over gRPC; declines carry the contract code in metadata', a
 
   const metrics = await fetch(`http://127.0.0.1:${wallet.metricsPort}/metrics`).then((response) => response.text());
   t.match(metrics, /wallet_calls_total\{method="Bet",code="INSUFFICIENT_FUNDS"\} 2/);
+  t.match(metrics, /wallet_db_transaction_duration_seconds_count\{outcome="commit"\} [1-9]/);
 });
 
 t.test('a duplicate after a restart gets the stored answer, declines included', async (t) => {
