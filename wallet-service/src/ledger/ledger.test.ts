@@ -1,4 +1,5 @@
 import t from 'tap';
+import { moneyFingerprint } from '@phia/proto';
 import { openTestLedger, outcomeCode } from '../test-helpers/ledger.js';
 import type { MoneyInput } from './ledger.js';
 
@@ -277,6 +278,50 @@ t.test('void reverses an applied request and tombstones an unseen one', async (t
   t.equal((await ledger.voidTransaction({ kind: 'refund', tx_id: refund.tx_id })).balance, '80.00');
   t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: bet2.tx_id })).refunded_amount, '0.00');
   t.equal(await outcomeCode(ledger.voidTransaction({ kind: 'nonsense', tx_id: 'x' })), 'INVALID_REQUEST');
+});
+
+t.test('a void carrying a fingerprint only touches the request it was meant for', async (t) => {
+  const user = await fundedPlayer();
+  const answered = game(user); // the request the gateway answered with an error
+  const fingerprint = moneyFingerprint('bet', {
+    user_id: user,
+    currency: 'USD',
+    amount: '10.00',
+    round_id: answered.round_id as string,
+    game_session_id: answered.game_session_id as string,
+    bet_tx_id: '',
+  });
+  // Another request under the same key got in first (e.g. the idempotency cache was lost).
+  const other = { ...answered, amount: '3.00' };
+  await ledger.bet(other);
+  const voided = await ledger.voidTransaction({ kind: 'bet', tx_id: answered.tx_id, fingerprint });
+  t.equal(voided.outcome, 'not_matching');
+  t.equal(await balanceOf(user), '97.00', 'the other request stands');
+
+  // Void first, with the fingerprint: the answered request replays the error, other content is a mismatch.
+  const early = game(user);
+  const earlyPrint = moneyFingerprint('bet', {
+    user_id: user,
+    currency: 'USD',
+    amount: '10.00',
+    round_id: early.round_id as string,
+    game_session_id: early.game_session_id as string,
+    bet_tx_id: '',
+  });
+  t.equal(
+    (
+      await ledger.voidTransaction({
+        kind: 'bet',
+        tx_id: early.tx_id,
+        fingerprint: earlyPrint,
+        error_code: 'WALLET_UNAVAILABLE',
+      })
+    ).outcome,
+    'tombstoned',
+  );
+  t.equal(await outcomeCode(ledger.bet(early)), 'WALLET_UNAVAILABLE');
+  t.equal(await outcomeCode(ledger.bet({ ...early, amount: '1.00' })), 'IDEMPOTENCY_MISMATCH');
+  t.equal(await balanceOf(user), '97.00');
 });
 
 t.test('the books balance after all of the above', async (t) => {

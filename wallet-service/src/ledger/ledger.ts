@@ -62,7 +62,7 @@ export interface MoneyAnswer {
   tx_id: string;
 }
 
-export type VoidOutcome = 'reversed' | 'tombstoned' | 'already_voided' | 'declined';
+export type VoidOutcome = 'reversed' | 'tombstoned' | 'already_voided' | 'declined' | 'not_matching';
 
 export interface VoidAnswer {
   kind: LedgerKind;
@@ -479,9 +479,10 @@ export class Ledger {
    * seen. Idempotent. `errorCode` is what the caller answered; a later duplicate replays it.
    */
   async voidTransaction(
-    input: { kind: string; tx_id: string; error_code?: string },
+    input: { kind: string; tx_id: string; error_code?: string; fingerprint?: string },
     ctx: CallContext = {},
   ): Promise<VoidAnswer> {
+    const fingerprint = typeof input.fingerprint === 'string' && input.fingerprint !== '' ? input.fingerprint : null;
     const kind = this.ledgerKind(input.kind);
     const txId = field(input, 'tx_id', true);
     const errorCode: ErrorCode = isErrorCode(input.error_code) ? (input.error_code as ErrorCode) : 'WALLET_TIMEOUT';
@@ -509,14 +510,17 @@ export class Ledger {
 
       if (!row) {
         const made = await tx.query(
-          `INSERT INTO transactions (kind, tx_id, status, error_code) VALUES ($1, $2, 'voided', $3)
+          `INSERT INTO transactions (kind, tx_id, status, error_code, fingerprint) VALUES ($1, $2, 'voided', $3, $4)
            ON CONFLICT (kind, tx_id) DO NOTHING RETURNING id`,
-          [kind, txId, errorCode],
+          [kind, txId, errorCode, fingerprint],
         );
         if (made.rows.length === 0) throw new RetryTransaction();
         return answer('tombstoned');
       }
       if (row.user_id !== peek?.user_id || row.currency !== peek?.currency) throw new RetryTransaction();
+      if (fingerprint !== null && row.fingerprint !== null && row.fingerprint !== fingerprint) {
+        return answer('not_matching');
+      }
       if (row.status === 'voided') return answer('already_voided');
       if (row.status === 'tombstone') return answer('tombstoned');
       if (row.status === 'declined') return answer('declined');
