@@ -35,3 +35,12 @@ t.test('CURRENCIES adds and overrides', async (t) => {
   t.equal(config.currencies.get('XAU'), 4);
   t.equal(config.currencies.get('USD'), 3);
 });
+
+t.test('DATABASE_APPLICATION_NAME names the PostgreSQL connections', async (t) => {
+  t.equal(loadWalletConfig({}).databaseApplicationName, 'phia-wallet');
+  t.equal(
+    loadWalletConfig({ DATABASE_APPLICATION_NAME: 'phia-wallet-chaos' }).databaseApplicationName,
+    'phia-wallet-chaos',
+  );
+  t.throws(() => loadWalletConfig({ DATABASE_APPLICATION_NAME: 'x'.repeat(64) }), /DATABASE_APPLICATION_NAME/);
+});

@@ -8,6 +8,8 @@ export interface WalletConfig {
   /** PGlite's folder when databaseUrl is unset. */
   dataDir: string;
   schema: string;
+  /** application_name of the wallet's PostgreSQL connections (pg_stat_activity). */
+  databaseApplicationName: string;
   poolSize: number;
   currencies: CurrencyTable;
   metricsPort: number | undefined;
@@ -51,6 +53,10 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
   } catch (error) {
     problems.push(`CURRENCIES: ${(error as Error).message}`);
   }
+  const databaseApplicationName = env.DATABASE_APPLICATION_NAME || 'phia-wallet';
+  if (!/^[\x20-\x7e]{1,63}$/.test(databaseApplicationName)) {
+    problems.push('DATABASE_APPLICATION_NAME must be 1 to 63 printable ASCII characters');
+  }
   const logLevel = env.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`);
   const metricsPort = integer('WALLET_METRICS_PORT', 9464, 0, 65535);
@@ -61,6 +67,7 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
     databaseUrl,
     dataDir: join(env.DATA_DIR || './data', 'wallet-pglite'),
     schema,
+    databaseApplicationName,
     poolSize: integer('DB_POOL_SIZE', 16, 1, 200),
     currencies,
     metricsPort: metricsPort === 0 ? undefined : metricsPort,

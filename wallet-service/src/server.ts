@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     schema: config.schema,
+    databaseApplicationName: config.databaseApplicationName,
     poolSize: config.poolSize,
     currencies: config.currencies,
     sessionTtlSeconds: config.sessionTtlSeconds,

@@ -21,6 +21,8 @@ export interface WalletServerOptions {
   databaseUrl?: string | undefined;
   dataDir?: string | undefined;
   schema?: string;
+  /** application_name of the PostgreSQL connections (default `phia-wallet`). */
+  databaseApplicationName?: string | undefined;
   poolSize?: number;
   currencies?: CurrencyTable;
   sessionTtlSeconds?: number;
@@ -82,6 +84,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
       dataDir: options.dataDir,
       schema: options.schema,
       poolSize: options.poolSize,
+      applicationName: options.databaseApplicationName,
     });
   } catch (error) {
     server.forceShutdown();

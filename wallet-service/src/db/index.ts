@@ -12,6 +12,8 @@ export interface OpenDatabaseOptions {
   dataDir?: string | undefined;
   schema?: string | undefined;
   poolSize?: number | undefined;
+  /** PostgreSQL only: application_name of the connections (default `phia-wallet`). */
+  applicationName?: string | undefined;
 }
 
 /** Opens PostgreSQL or the embedded PGlite and brings the schema up to date. */
@@ -19,7 +21,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const schema = options.schema ?? 'wallet';
   const db =
     options.databaseUrl !== undefined && options.databaseUrl !== ''
-      ? await openPostgres({ connectionString: options.databaseUrl, schema, poolSize: options.poolSize })
+      ? await openPostgres({
+          connectionString: options.databaseUrl,
+          schema,
+          poolSize: options.poolSize,
+          applicationName: options.applicationName,
+        })
       : await openPglite({ dataDir: options.dataDir, schema });
   try {
     await migrate(db);
