@@ -44,9 +44,10 @@ export const WALLET_METHOD: Readonly<Record<Action, 'GetBalance' | 'Bet' | 'Win'
 
 /** Field limits (contract section 4). Where the contract gives none, a generous bound. */
 export const LIMITS = {
+  /** tx_id, user_id, round_id (contract), and game_session_id, game_id, bet_tx_id (as the wallet stores them). */
   idMaxLength: 128,
-  /** session_id, game_id, game_session_id: the contract gives no limit; the body limit bounds them anyway. */
-  optionalTextMaxLength: 256,
+  /** session_id: the contract gives no limit; the wallet keeps up to 256 characters. */
+  sessionIdMaxLength: 256,
   currencyPattern: '^[A-Z0-9]{2,10}$',
   /** A non-negative decimal: digits, an optional fraction; no sign, exponent or spaces. */
   amountPattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$',
@@ -54,9 +55,11 @@ export const LIMITS = {
 } as const;
 
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.idMaxLength });
-/** Optional text: absent, null (taken as absent) or a string. */
-const OptionalText = Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.optionalTextMaxLength }), Type.Null()]));
+/** Optional text: absent, null or "" (all taken as absent), or a string. */
 const OptionalId = Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.idMaxLength }), Type.Null()]));
+const OptionalSessionId = Type.Optional(
+  Type.Union([Type.String({ maxLength: LIMITS.sessionIdMaxLength }), Type.Null()]),
+);
 const Currency = Type.String({ pattern: LIMITS.currencyPattern });
 /**
  * The JSON parser turns every bare JSON number into its exact source text, so a JSON number amount
@@ -67,17 +70,17 @@ const Amount = Type.String({ pattern: LIMITS.amountPattern, maxLength: LIMITS.am
 const balanceFields = {
   user_id: Id,
   currency: Currency,
-  session_id: OptionalText,
-  game_id: OptionalText,
-  game_session_id: OptionalText,
+  session_id: OptionalSessionId,
+  game_id: OptionalId,
+  game_session_id: OptionalId,
 };
 
 const moneyFields = {
   user_id: Id,
   currency: Currency,
-  session_id: OptionalText,
-  game_id: OptionalText,
-  game_session_id: Type.String({ minLength: 1, maxLength: LIMITS.optionalTextMaxLength }),
+  session_id: OptionalSessionId,
+  game_id: OptionalId,
+  game_session_id: Id,
   tx_id: Id,
   round_id: Id,
   amount: Amount,

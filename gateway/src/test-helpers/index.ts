@@ -1,6 +1,9 @@
 /** Helpers for the gateway's tests (excluded from the build). */
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type t from 'tap';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { Value } from '@sinclair/typebox/value';
+import { ErrorAnswer } from '../phia/contract.js';
 import { loadConfig, type Env, type GatewayConfig } from '../config.js';
 import { signBody } from '../auth/signature.js';
 import { createLogger } from '../logger.js';
@@ -62,4 +65,33 @@ let counter = 0;
 export function uid(prefix: string): string {
   counter++;
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}-${randomBytes(3).toString('hex')}`;
+}
+
+export function json(res: LightMyRequestResponse): Record<string, unknown> {
+  return JSON.parse(res.body) as Record<string, unknown>;
+}
+
+/** The assertions used by expectError (a subtest or the root test). */
+export type Asserts = Pick<typeof t, 'equal' | 'match' | 'ok'>;
+
+/** Asserts an error answer: status, code, the message words PHIA acts on, exactly {error, code}. */
+export function expectError(
+  t: Asserts,
+  res: LightMyRequestResponse,
+  status: number,
+  code: string,
+  contains: string,
+  what = code,
+): void {
+  t.equal(res.statusCode, status, `${what}: status ${status} (${res.body})`);
+  let body: Record<string, unknown> = {};
+  try {
+    body = json(res);
+  } catch {
+    t.ok(false, `${what}: answer is JSON`);
+  }
+  t.equal(body.code, code, `${what}: code`);
+  t.match(body.error, contains, `${what}: message contains "${contains}"`);
+  t.ok(Value.Check(ErrorAnswer, body), `${what}: error answer has exactly {error, code}`);
+  t.match(res.headers['content-type'], /^application\/json/, `${what}: JSON content type`);
 }

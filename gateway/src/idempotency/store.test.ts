@@ -1,0 +1,176 @@
+/**
+ * Both stores, same behaviour: the Redis one against the real Redis (127.0.0.1:6379, or REDIS_URL)
+ * with a random key prefix, the in-process one in memory.
+ */
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRedisClient, waitForRedis } from '../redis.js';
+import { randomPrefix } from '../test-helpers/index.js';
+import { InProcessIdempotencyStore } from './memory-store.js';
+import { RedisIdempotencyStore } from './redis-store.js';
+import type { IdempotencyStore } from './store.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redis = createRedisClient(REDIS_URL);
+await waitForRedis(redis);
+const prefix = randomPrefix();
+t.teardown(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+const opts = { waitMs: 300, lockTtlMs: 2000 };
+const answer = { status: 200, body: '{"balance":"90.00","currency":"USD","tx_id":"t1"}' };
+
+const stores: [string, () => IdempotencyStore][] = [
+  ['redis', () => new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 })],
+  ['memory', () => new InProcessIdempotencyStore({ ttlSeconds: 60 })],
+];
+
+for (const [name, make] of stores) {
+  t.test(`${name}: first request takes the lock, duplicates replay the stored answer`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const key = `bet:${name}-a`;
+    const first = await store.begin(key, 'fp1', opts);
+    t.equal(first.kind, 'acquired');
+    if (first.kind !== 'acquired') return;
+    t.ok(await store.complete(key, first.token, 'fp1', answer));
+    const second = await store.begin(key, 'fp1', opts);
+    t.same(second, { kind: 'replay', answer, waited: false });
+    t.same(await store.begin(key, 'fp2', opts), { kind: 'mismatch' }, 'same key, other content');
+    t.equal((await store.begin(`win:${name}-a`, 'fp9', opts)).kind, 'acquired', 'another request type is another key');
+    t.ok(await store.ping());
+  });
+
+  t.test(`${name}: error answers are stored and replayed byte for byte`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const key = `bet:${name}-err`;
+    const first = await store.begin(key, 'fp', opts);
+    if (first.kind !== 'acquired') return t.fail('not acquired');
+    const error = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
+    await store.complete(key, first.token, 'fp', error);
+    t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer: error, waited: false });
+  });
+
+  t.test(`${name}: a duplicate waits for the running first, then replays`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const key = `bet:${name}-wait`;
+    const first = await store.begin(key, 'fp', { waitMs: 2000, lockTtlMs: 5000 });
+    if (first.kind !== 'acquired') return t.fail('not acquired');
+    const started = Date.now();
+    const duplicate = store.begin(key, 'fp', { waitMs: 2000, lockTtlMs: 5000 });
+    const mismatch = await store.begin(key, 'other', { waitMs: 2000, lockTtlMs: 5000 });
+    t.same(mismatch, { kind: 'mismatch' }, 'different content while running: mismatch at once');
+    await sleep(150);
+    await store.complete(key, first.token, 'fp', answer);
+    const result = await duplicate;
+    t.same(result, { kind: 'replay', answer, waited: true });
+    t.ok(Date.now() - started >= 140, 'it waited');
+  });
+
+  t.test(`${name}: a duplicate gives up at the end of its wait`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const key = `bet:${name}-busy`;
+    const first = await store.begin(key, 'fp', opts);
+    t.equal(first.kind, 'acquired');
+    const started = Date.now();
+    t.same(await store.begin(key, 'fp', { waitMs: 200, lockTtlMs: 2000 }), { kind: 'in_progress' });
+    const waited = Date.now() - started;
+    t.ok(waited >= 190 && waited < 1000, `waited ${waited} ms`);
+  });
+
+  t.test(`${name}: only the owner completes or releases`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const key = `bet:${name}-owner`;
+    const first = await store.begin(key, 'fp', opts);
+    if (first.kind !== 'acquired') return t.fail('not acquired');
+    t.notOk(await store.complete(key, 'f'.repeat(32), 'fp', answer), 'a stranger cannot complete');
+    t.notOk(await store.release(key, 'f'.repeat(32)), 'a stranger cannot release');
+    t.equal((await store.begin(key, 'fp', { waitMs: 0, lockTtlMs: 2000 })).kind, 'in_progress', 'still locked');
+    t.ok(await store.release(key, first.token), 'the owner releases');
+    const next = await store.begin(key, 'fp', opts);
+    t.equal(next.kind, 'acquired', 'free again, nothing stored');
+    if (next.kind === 'acquired') t.notOk(await store.complete(key, first.token, 'fp', answer), 'old token is dead');
+  });
+
+  t.test(`${name}: a lock whose owner died expires`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const key = `bet:${name}-dead`;
+    t.equal((await store.begin(key, 'fp', { waitMs: 0, lockTtlMs: 100 })).kind, 'acquired');
+    const next = await store.begin(key, 'fp', { waitMs: 1000, lockTtlMs: 100 });
+    t.equal(next.kind, 'acquired', 'the duplicate took over after the lock expired');
+  });
+
+  t.test(`${name}: answers expire after the ttl`, async (t) => {
+    const store =
+      name === 'redis'
+        ? new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 1 })
+        : new InProcessIdempotencyStore({ ttlSeconds: 1 });
+    t.teardown(() => store.close());
+    const key = `bet:${name}-ttl`;
+    const first = await store.begin(key, 'fp', opts);
+    if (first.kind !== 'acquired') return t.fail('not acquired');
+    await store.complete(key, first.token, 'fp', answer);
+    t.equal((await store.begin(key, 'fp', opts)).kind, 'replay');
+    await sleep(1100);
+    t.equal((await store.begin(key, 'fp', opts)).kind, 'acquired', 'forgotten: the wallet answers next time');
+  });
+}
+
+t.test('redis: 50 concurrent duplicates, one lock, 49 replays of the same answer', async (t) => {
+  const store = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  const key = 'bet:concurrent';
+  const results = await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      const begin = await store.begin(key, 'fp', { waitMs: 2000, lockTtlMs: 5000 });
+      if (begin.kind === 'acquired') {
+        await sleep(100);
+        await store.complete(key, begin.token, 'fp', answer);
+        return 'owner';
+      }
+      return begin.kind === 'replay' ? begin.answer.body : begin.kind;
+    }),
+  );
+  t.equal(results.filter((result) => result === 'owner').length, 1);
+  t.equal(results.filter((result) => result === answer.body).length, 49);
+});
+
+t.test('redis: keys carry the prefix, the answer entry has the ttl', async (t) => {
+  const store = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 30 });
+  const first = await store.begin('refund:x1', 'fp', opts);
+  t.ok(await redis.exists(`${prefix}lock:refund:x1`), 'lock key');
+  const lockTtl = await redis.pttl(`${prefix}lock:refund:x1`);
+  t.ok(lockTtl > 0 && lockTtl <= 2000, `lock ttl ${lockTtl}`);
+  if (first.kind !== 'acquired') return t.fail('not acquired');
+  await store.complete('refund:x1', first.token, 'fp', answer);
+  t.notOk(await redis.exists(`${prefix}lock:refund:x1`), 'lock gone');
+  const ttl = await redis.ttl(`${prefix}ans:refund:x1`);
+  t.ok(ttl > 25 && ttl <= 30, `answer ttl ${ttl}`);
+});
+
+t.test('redis down: every operation says bypass or false, none throws or hangs', async (t) => {
+  const dead = createRedisClient('redis://127.0.0.1:1', { extra: { lazyConnect: true } });
+  t.teardown(() => dead.disconnect());
+  const store = new RedisIdempotencyStore({ redis: dead, keyPrefix: prefix, ttlSeconds: 60 });
+  const started = Date.now();
+  const begin = await store.begin('bet:down', 'fp', opts);
+  t.equal(begin.kind, 'bypass');
+  t.notOk(await store.complete('bet:down', 'x', 'fp', answer));
+  t.notOk(await store.release('bet:down', 'x'));
+  t.notOk(await store.ping());
+  t.ok(Date.now() - started < 1000, `fast: ${Date.now() - started} ms`);
+});
+
+t.test('redis: scripts are registered once per client', async (t) => {
+  const a = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  const b = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  t.equal((await a.begin('bet:twice', 'fp', opts)).kind, 'acquired');
+  t.equal((await b.begin('bet:twice', 'fp', { waitMs: 0, lockTtlMs: 100 })).kind, 'in_progress');
+});

@@ -1,0 +1,151 @@
+/**
+ * The void queue's retry logic, with a tiny fake in place of the wallet's Void (the real wallet is
+ * exercised in the stack tests), over the in-process backend and the real Redis.
+ */
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRedisClient, waitForRedis } from '../redis.js';
+import { randomPrefix } from '../test-helpers/index.js';
+import { RedisVoidBackend, type VoidJob } from './backends.js';
+import { VoidQueue } from './queue.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redis = createRedisClient(REDIS_URL);
+await waitForRedis(redis);
+const prefix = randomPrefix();
+t.teardown(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+const job = (tx: string): VoidJob => ({ kind: 'bet', tx_id: tx, error_code: 'WALLET_TIMEOUT' });
+
+/** A wallet that fails the first `failures` voids of each tx, and records every attempt. */
+function flakyWallet(failures: number) {
+  const attempts = new Map<string, number>();
+  const confirmed: VoidJob[] = [];
+  return {
+    attempts,
+    confirmed,
+    send: async (j: VoidJob) => {
+      const n = (attempts.get(j.tx_id) ?? 0) + 1;
+      attempts.set(j.tx_id, n);
+      if (n <= failures) throw new Error('wallet unavailable');
+      confirmed.push(j);
+    },
+  };
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await sleep(10);
+  }
+  return false;
+}
+
+for (const backend of ['memory', 'redis'] as const) {
+  t.test(`${backend}: retries with backoff until the wallet confirms`, async (t) => {
+    const wallet = flakyWallet(3);
+    const queue = new VoidQueue({
+      send: wallet.send,
+      baseDelayMs: 20,
+      maxDelayMs: 200,
+      pollIntervalMs: 10,
+      ...(backend === 'redis' ? { durable: new RedisVoidBackend(redis, `${prefix}a:`) } : {}),
+    });
+    queue.start();
+    t.teardown(() => queue.close());
+    t.equal(await queue.enqueue(job('t1')), backend === 'redis' ? 'durable' : 'memory');
+    t.equal(await queue.pendingCount(), 1);
+    t.ok(await until(() => wallet.confirmed.length === 1), 'confirmed in the end');
+    t.equal(wallet.attempts.get('t1'), 4, 'three failures, then success');
+    t.ok(await until(async () => (await queue.pendingCount()) === 0), 'nothing pending');
+    t.same(wallet.confirmed[0], job('t1'));
+  });
+
+  t.test(`${backend}: the same void queued twice is sent once`, async (t) => {
+    const wallet = flakyWallet(0);
+    const queue = new VoidQueue({
+      send: wallet.send,
+      ...(backend === 'redis' ? { durable: new RedisVoidBackend(redis, `${prefix}b:`) } : {}),
+    });
+    await queue.enqueue(job('t2'));
+    await queue.enqueue(job('t2'));
+    t.equal(await queue.pendingCount(), 1);
+    t.equal(await queue.drainOnce(), 1);
+    t.equal(await queue.drainOnce(), 0);
+    t.equal(wallet.attempts.get('t2'), 1);
+  });
+}
+
+t.test('backoff doubles up to the cap, with jitter', async (t) => {
+  const queue = new VoidQueue({ send: async () => {}, baseDelayMs: 100, maxDelayMs: 1000 });
+  for (const [attempts, base] of [
+    [1, 100],
+    [2, 200],
+    [3, 400],
+    [4, 800],
+    [5, 1000],
+    [20, 1000],
+  ] as const) {
+    const delay = queue.backoff(attempts);
+    t.ok(delay >= base * 0.8 && delay <= base * 1.2, `attempt ${attempts}: ${delay} ms near ${base}`);
+  }
+});
+
+t.test('redis: the queue is durable, a new gateway delivers what an old one left', async (t) => {
+  const durablePrefix = `${prefix}c:`;
+  const down = flakyWallet(1000);
+  const first = new VoidQueue({ send: down.send, durable: new RedisVoidBackend(redis, durablePrefix), leaseMs: 50 });
+  await first.enqueue(job('t3'));
+  await first.drainOnce();
+  t.equal(down.attempts.get('t3'), 1, 'tried once, wallet down');
+  await first.close();
+  t.equal(await redis.zcard(`${durablePrefix}voids`), 1, 'still in Redis');
+
+  const up = flakyWallet(0);
+  const second = new VoidQueue({
+    send: up.send,
+    durable: new RedisVoidBackend(redis, durablePrefix),
+    pollIntervalMs: 20,
+  });
+  second.start();
+  t.teardown(() => second.close());
+  t.ok(await until(() => up.confirmed.length === 1), 'the next gateway delivered it');
+  t.ok(await until(async () => (await redis.zcard(`${durablePrefix}voids`)) === 0), 'and removed it');
+  t.equal(await redis.hlen(`${durablePrefix}voids:attempts`), 0, 'attempt counter cleaned');
+});
+
+t.test('redis down at enqueue time: the void goes to the in-process queue and is still delivered', async (t) => {
+  const dead = createRedisClient('redis://127.0.0.1:1', { extra: { lazyConnect: true } });
+  t.teardown(() => dead.disconnect());
+  const wallet = flakyWallet(1);
+  const errors: string[] = [];
+  const queue = new VoidQueue({
+    send: wallet.send,
+    durable: new RedisVoidBackend(dead, prefix),
+    baseDelayMs: 10,
+    pollIntervalMs: 10,
+    onBackendError: (name) => errors.push(name),
+  });
+  queue.start();
+  t.teardown(() => queue.close());
+  t.equal(await queue.enqueue(job('t4')), 'memory');
+  t.ok(await until(() => wallet.confirmed.length === 1), 'delivered from memory');
+  t.ok(errors.includes('redis'), 'the Redis failure was reported');
+  t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
+});
+
+t.test('close stops the loop', async (t) => {
+  const wallet = flakyWallet(0);
+  const queue = new VoidQueue({ send: wallet.send, pollIntervalMs: 10 });
+  queue.start();
+  await queue.close();
+  await queue.enqueue(job('t5'));
+  await sleep(50);
+  t.equal(wallet.attempts.size, 0, 'nothing sent after close');
+  t.equal(await queue.pendingCount(), 1);
+});
