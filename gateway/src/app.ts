@@ -185,6 +185,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
   });
 
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
   const auth = createPhiaAuth(config);
   installJsonParser(app, { bodyLimit: config.bodyLimitBytes, onRawBody: auth.checkSignature });
   auth.install(app);

@@ -1,0 +1,204 @@
+/**
+ * Contract rule 6 through HTTP, against the real wallet and real Redis: concurrent duplicates,
+ * replay after a restart, duplicates waiting for a running first request, REQUEST_IN_PROGRESS,
+ * Redis going down mid-run and coming back, and the in-process store.
+ */
+import t from 'tap';
+import type pg from 'pg';
+import { expectError, json, post, uid } from '../test-helpers/index.js';
+import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../test-helpers/stack.js';
+import { startTcpProxy } from '../test-helpers/tcp-proxy.js';
+
+const stack = await startStack({ label: 'gw_idem' });
+t.teardown(() => stack.close());
+
+/** How many wallet calls of `method` the wallet has answered so far. */
+async function walletCalls(method: string): Promise<number> {
+  const metric = await stack.wallet.metrics.calls.get();
+  return metric.values.filter((v) => v.labels.method === method).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Holds the player's account row lock from a separate connection: the wallet's Bet waits on it. */
+async function holdAccount(user: string, currency = 'USD'): Promise<{ release(): Promise<void> }> {
+  const client: pg.PoolClient = await stack.schema.pool.connect();
+  await client.query('BEGIN');
+  await client.query(
+    `SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 AND currency = $2 FOR UPDATE`,
+    [user, currency],
+  );
+  return {
+    async release() {
+      await client.query('ROLLBACK');
+      client.release();
+    },
+  };
+}
+
+t.test('50 concurrent duplicates: 50 identical answers, one debit, one wallet call', async (t) => {
+  const user = uid('dup');
+  await stack.fund(user, 'USD', '100');
+  const second = await stack.newApp();
+  await waitForAppRedis(second);
+  const bet = moneyBody({ user_id: user, amount: '3.33' });
+  const body = JSON.stringify(bet);
+  const betsBefore = await walletCalls('Bet');
+  const answers = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => post(i % 2 === 0 ? stack.app : second, '/phia/bet', body)),
+  );
+  const expected = JSON.stringify({ balance: '96.67', currency: 'USD', tx_id: bet.tx_id });
+  t.same(
+    answers.map((a) => a.statusCode),
+    Array(50).fill(200),
+  );
+  t.equal(answers.filter((a) => a.body === expected).length, 50, 'the same bytes 50 times');
+  t.equal(answers.filter((a) => a.headers['idempotent-replayed'] === 'true').length, 49, '49 replays');
+  t.equal(await stack.balance(user, 'USD'), '96.67', 'debited once');
+  t.equal((await walletCalls('Bet')) - betsBefore, 1, 'only the first reached the wallet');
+});
+
+t.test('the first final answer is replayed after a gateway restart, errors included', async (t) => {
+  const user = uid('restart');
+  await stack.fund(user, 'USD', '10');
+  const first = await stack.newApp();
+  await waitForAppRedis(first);
+  const ok = moneyBody({ user_id: user, amount: '4' });
+  const declined = moneyBody({ user_id: user, amount: '50' });
+  const okAnswer = await post(first, '/phia/bet', ok);
+  const declinedAnswer = await post(first, '/phia/bet', declined);
+  t.equal(okAnswer.statusCode, 200);
+  expectError(t, declinedAnswer, 402, 'INSUFFICIENT_FUNDS', 'insufficient funds');
+  await first.close();
+
+  // Enough money now: the declined bet must still be declined (PHIA was told so).
+  await stack.fund(user, 'USD', '100');
+  const restarted = await stack.newApp();
+  await waitForAppRedis(restarted);
+  const betsBefore = await walletCalls('Bet');
+  const okReplay = await post(restarted, '/phia/bet', ok);
+  const declinedReplay = await post(restarted, '/phia/bet', declined);
+  t.equal(okReplay.body, okAnswer.body, 'same bytes');
+  t.equal(okReplay.headers['idempotent-replayed'], 'true', 'from Redis');
+  t.equal(declinedReplay.statusCode, 402);
+  t.equal(declinedReplay.body, declinedAnswer.body);
+  t.equal((await walletCalls('Bet')) - betsBefore, 0, 'the wallet was not asked');
+
+  // Redis forgot (another prefix): the wallet's durable record gives the same answers.
+  const amnesic = await stack.newApp({ keyPrefix: `${stack.keyPrefix}other:` });
+  await waitForAppRedis(amnesic);
+  const fromWallet = await post(amnesic, '/phia/bet', ok);
+  t.equal(fromWallet.body, okAnswer.body, 'same bytes from the ledger');
+  t.equal(fromWallet.headers['idempotent-replayed'], undefined);
+  const declinedFromWallet = await post(amnesic, '/phia/bet', declined);
+  t.equal(declinedFromWallet.statusCode, 402);
+  t.equal(declinedFromWallet.body, declinedAnswer.body);
+  t.equal(await stack.balance(user, 'USD'), '106.00', 'one debit of 4, the 50 never');
+});
+
+t.test('a duplicate waits for the running first request, then gets its answer', async (t) => {
+  const user = uid('wait');
+  await stack.fund(user, 'USD', '10');
+  const bet = moneyBody({ user_id: user, amount: '1' });
+  const lock = await holdAccount(user);
+  const first = stack.post('/phia/bet', bet);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const duplicate = stack.post('/phia/bet', bet);
+  const mismatch = await stack.post('/phia/bet', { ...bet, amount: '2' });
+  expectError(t, mismatch, 409, 'IDEMPOTENCY_MISMATCH', 'tx_id reused', 'different content while the first runs');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await lock.release();
+  const [a, b] = await Promise.all([first, duplicate]);
+  t.equal(a.statusCode, 200, a.body);
+  t.equal(b.body, a.body, 'the duplicate got the first answer');
+  t.equal(b.headers['idempotent-replayed'], 'true');
+  t.equal(await stack.balance(user, 'USD'), '9.00');
+  const metrics = await stack.app.inject({ method: 'GET', url: '/metrics' });
+  t.match(metrics.body, /phia_idempotency_lock_waits_total\{action="bet",outcome="replay"\} [1-9]/);
+});
+
+t.test('409 REQUEST_IN_PROGRESS when the first is still running at the end of the wait', async (t) => {
+  const user = uid('busy');
+  await stack.fund(user, 'USD', '10');
+  // A second gateway with a short deadline: its duplicates wait 300 + 500 ms at most.
+  const impatient = await stack.newApp({}, { WALLET_DEADLINE_MS: '300' });
+  await waitForAppRedis(impatient);
+  const bet = moneyBody({ user_id: user, amount: '1' });
+  const lock = await holdAccount(user);
+  const first = stack.post('/phia/bet', bet);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = Date.now();
+  const duplicate = await post(impatient, '/phia/bet', bet);
+  const waited = Date.now() - started;
+  expectError(t, duplicate, 409, 'REQUEST_IN_PROGRESS', 'in progress');
+  t.ok(waited >= 700 && waited < 1500, `waited ${waited} ms`);
+  await lock.release();
+  const firstAnswer = await first;
+  t.equal(firstAnswer.statusCode, 200, 'the first went through');
+  const later = await post(impatient, '/phia/bet', bet);
+  t.equal(later.body, firstAnswer.body, 'later duplicates replay it');
+  t.equal(await stack.balance(user, 'USD'), '9.00');
+});
+
+t.test('Redis stopped mid-run: answers stay correct, the gateway stays up, and recovers', async (t) => {
+  const target = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
+  t.teardown(() => proxy.close());
+  const app = await stack.newApp({}, { REDIS_URL: proxy.url('redis') });
+  await waitForAppRedis(app);
+  const user = uid('redisdown');
+  await stack.fund(user, 'USD', '20');
+
+  const bet1 = moneyBody({ user_id: user, amount: '1' });
+  const first = await post(app, '/phia/bet', bet1);
+  t.equal(first.statusCode, 200);
+  t.equal(await stack.redis?.exists(`${stack.keyPrefix}ans:bet:${bet1.tx_id}`), 1, 'cached in Redis');
+
+  await proxy.stop();
+  const started = Date.now();
+  const duplicate = await post(app, '/phia/bet', bet1);
+  t.equal(duplicate.statusCode, 200);
+  t.equal(duplicate.body, first.body, 'duplicate answered by the wallet, same bytes');
+  const bet2 = moneyBody({ user_id: user, amount: '2' });
+  const second = await post(app, '/phia/bet', bet2);
+  t.equal(second.statusCode, 200);
+  t.equal(json(second).balance, '17.00');
+  const secondAgain = await post(app, '/phia/bet', bet2);
+  t.equal(secondAgain.body, second.body, 'no double debit without Redis');
+  expectError(
+    t,
+    await post(app, '/phia/bet', moneyBody({ user_id: user, amount: '99' })),
+    402,
+    'INSUFFICIENT_FUNDS',
+    'insufficient',
+  );
+  const balance = await post(app, '/phia/balance', { user_id: user, currency: 'USD' });
+  t.same(json(balance), { balance: '17.00', currency: 'USD' });
+  const elapsed = Date.now() - started;
+  t.ok(elapsed < 3000, `six requests without Redis took ${elapsed} ms`);
+  const ready = await app.inject({ method: 'GET', url: '/readyz' });
+  t.equal(ready.statusCode, 200, 'still ready: requests go to the wallet');
+  t.match(json(ready), { status: 'degraded', redis: 'down', wallet: 'ok' });
+  const health = await app.inject({ method: 'GET', url: '/healthz' });
+  t.equal(health.statusCode, 200);
+
+  await proxy.start();
+  t.ok(await until(() => app.gateway.store.ping(), 5000), 'reconnected');
+  const bet3 = moneyBody({ user_id: user, amount: '3' });
+  t.equal((await post(app, '/phia/bet', bet3)).statusCode, 200);
+  t.equal(await stack.redis?.exists(`${stack.keyPrefix}ans:bet:${bet3.tx_id}`), 1, 'fast path again');
+  t.equal(await stack.balance(user, 'USD'), '14.00', 'every bet once: 20 - 1 - 2 - 3');
+  const readyAgain = await app.inject({ method: 'GET', url: '/readyz' });
+  t.match(json(readyAgain), { status: 'ready', redis: 'ok' });
+});
+
+t.test('in-process store (no REDIS_URL): duplicates replay, one debit', async (t) => {
+  const app = await stack.newApp({ redis: null });
+  const user = uid('mem');
+  await stack.fund(user, 'USD', '10');
+  const bet = moneyBody({ user_id: user, amount: '2.5' });
+  const answers = await Promise.all(Array.from({ length: 20 }, () => post(app, '/phia/bet', bet)));
+  t.equal(new Set(answers.map((a) => `${a.statusCode} ${a.body}`)).size, 1, 'all identical');
+  t.equal(answers[0]?.statusCode, 200);
+  t.equal(await stack.balance(user, 'USD'), '7.50');
+  const ready = await app.inject({ method: 'GET', url: '/readyz' });
+  t.match(json(ready), { status: 'ready', redis: 'disabled' });
+});
