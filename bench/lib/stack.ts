@@ -1,0 +1,192 @@
+/**
+ * The real stack on 127.0.0.1: a redis-server of our own (no persistence), the wallet
+ * (`node wallet-service/dist/server.js`) on PostgreSQL in a schema of its own (bench_<random>,
+ * dropped afterwards), and the gateway (`node gateway/dist/server.js`) in signature mode with a
+ * generated key. Everything is stopped by `stop()` or, failing that, by the exit handlers of proc.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { walletTestClient, WalletCallError, type WalletTestClient } from '../../test/helpers/wallet-client.js';
+import type { Player } from './phia.js';
+import { CURRENCY } from './phia.js';
+import { freePort, onCleanup, spawnNode, spawnProcess, waitUntil, type Child } from './proc.js';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+const WALLET_ENTRY = join(ROOT, 'wallet-service', 'dist', 'server.js');
+const GATEWAY_ENTRY = join(ROOT, 'gateway', 'dist', 'server.js');
+
+export interface StackOptions {
+  databaseUrl: string;
+  deadlineMs: number;
+  logLevel: string;
+  logDir: string;
+  /** Extra node flags for gateway and wallet (e.g. --cpu-prof). */
+  nodeArgs: string[];
+}
+
+export interface Stack {
+  schema: string;
+  key: string;
+  gatewayUrl: string;
+  walletAddress: string;
+  redisUrl: string;
+  redis: Redis;
+  wallet: WalletTestClient;
+  gateway: Child;
+  walletProcess: Child;
+  redisProcess: Child;
+  /** Stops gateway, wallet and redis in that order (graceful, then killed). */
+  stop(): Promise<void>;
+  dropSchema(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  for (const entry of [WALLET_ENTRY, GATEWAY_ENTRY]) {
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm run bench does)`);
+  }
+  const schema = `bench_${randomBytes(5).toString('hex')}`;
+  const key = randomBytes(32).toString('hex');
+  const [redisPort, walletPort, gatewayPort] = [await freePort(), await freePort(), await freePort()];
+
+  let dropped = false;
+  const dropSchema = async () => {
+    if (dropped) return;
+    dropped = true;
+    const client = new pg.Client({ connectionString: options.databaseUrl });
+    await client.connect();
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    } finally {
+      await client.end();
+    }
+  };
+  onCleanup(dropSchema);
+
+  const redisProcess = spawnProcess(
+    'redis',
+    'redis-server',
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    { logFile: join(options.logDir, 'redis.log') },
+  );
+  onCleanup(async () => void (await redisProcess.stop(5000)));
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  await waitUntil(
+    'redis',
+    async () => (await redis.connect().then(() => redis.ping())) === 'PONG',
+    10_000,
+    redisProcess,
+  );
+  onCleanup(async () => redis.disconnect());
+
+  const walletProcess = spawnNode('wallet', WALLET_ENTRY, [], {
+    nodeArgs: options.nodeArgs,
+    logFile: join(options.logDir, 'wallet.log'),
+    env: {
+      ...process.env,
+      WALLET_HOST: '127.0.0.1',
+      WALLET_PORT: String(walletPort),
+      WALLET_METRICS_PORT: '0',
+      DATABASE_URL: options.databaseUrl,
+      DATABASE_SCHEMA: schema,
+      LOG_LEVEL: options.logLevel,
+      NODE_ENV: '',
+    },
+  });
+  onCleanup(async () => void (await walletProcess.stop(15_000)));
+  const walletAddress = `127.0.0.1:${walletPort}`;
+  const wallet = walletTestClient(walletAddress);
+  onCleanup(async () => wallet.close());
+  // Ready once the ledger answers (before its database is open, the service is not even registered).
+  await waitUntil(
+    'wallet',
+    async () => {
+      try {
+        await wallet.GetBalance({ user_id: 'bench-nobody', currency: CURRENCY }, { deadlineMs: 1000 });
+        return true;
+      } catch (error) {
+        return error instanceof WalletCallError && error.code === 'ACCOUNT_NOT_FOUND';
+      }
+    },
+    60_000,
+    walletProcess,
+  );
+
+  const gateway = spawnNode('gateway', GATEWAY_ENTRY, [], {
+    nodeArgs: options.nodeArgs,
+    logFile: join(options.logDir, 'gateway.log'),
+    env: {
+      ...process.env,
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(gatewayPort),
+      WALLET_ADDR: walletAddress,
+      REDIS_URL: redisUrl,
+      PHIA_AUTH_MODE: 'signature',
+      PHIA_SIGNING_KEYS: key,
+      PHIA_ALLOWED_IPS: '',
+      WALLET_DEADLINE_MS: String(options.deadlineMs),
+      LOG_LEVEL: options.logLevel,
+      NODE_ENV: '',
+    },
+  });
+  onCleanup(async () => void (await gateway.stop(15_000)));
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  await waitUntil(
+    'gateway',
+    async () => {
+      const response = await fetch(`${gatewayUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+      const body = (await response.json()) as { status?: string };
+      return response.status === 200 && body.status === 'ready';
+    },
+    30_000,
+    gateway,
+  );
+
+  return {
+    schema,
+    key,
+    gatewayUrl,
+    walletAddress,
+    redisUrl,
+    redis,
+    wallet,
+    gateway,
+    walletProcess,
+    redisProcess,
+    async stop() {
+      await gateway.stop(15_000);
+      wallet.close();
+      await walletProcess.stop(15_000);
+      redis.disconnect();
+      await redisProcess.stop(5000);
+    },
+    dropSchema,
+  };
+}
+
+/** Funds `count` players generously over gRPC and opens a session for each (8 calls in flight). */
+export async function seedPlayers(wallet: WalletTestClient, tag: string, count: number): Promise<Player[]> {
+  const players: Player[] = new Array<Player>(count);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const user = `${tag}-p${i}`;
+      await wallet.Deposit({ tx_id: `${tag}-dep${i}`, user_id: user, currency: CURRENCY, amount: '1000000000.00' });
+      const session = await wallet.OpenSession({ user_id: user, currency: CURRENCY, ttl_seconds: 3600 });
+      players[i] = { user_id: user, session_id: session.session_id ?? '', game_session_id: `${tag}-gs${i}` };
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return players;
+}
+
+/** The gateway's pending void count, from its Prometheus metrics. */
+export async function pendingVoids(gatewayUrl: string): Promise<number> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+  const line = text.split('\n').find((row) => row.startsWith('phia_pending_voids'));
+  return Number(line?.split(/\s+/).pop() ?? NaN);
+}

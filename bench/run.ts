@@ -1,0 +1,698 @@
+/**
+ * `npm run bench`: the benchmark suite of issue 6. Starts the real stack on 127.0.0.1 (own
+ * redis-server, wallet on PostgreSQL in a schema of its own, gateway in signature mode), funds
+ * players, then drives signed PHIA requests with autocannon for each path, measures the baselines
+ * in the same run, runs an overload, checks the books, prints a table and writes JSON to
+ * bench/results/. Exits non-zero when the books, the answers or the overload checks fail (missed
+ * performance targets are reported, not fatal). `npm run bench -- --help` lists the options.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type autocannon from 'autocannon';
+import type { Redis } from 'ioredis';
+import pg from 'pg';
+import { checkBooks, type BooksCheck } from './lib/books.js';
+import { runLoad, type LatencyStats, type LoadResult } from './lib/load.js';
+import { parseOptions, type PathName } from './lib/options.js';
+import {
+  balanceRequests,
+  betRequests,
+  fixedRequests,
+  headers,
+  Outcomes,
+  replayRequests,
+  settleRequests,
+  sign,
+  type AnsweredBet,
+  type Player,
+} from './lib/phia.js';
+import {
+  installSignalHandlers,
+  onCleanup,
+  round1,
+  RssSampler,
+  runCleanups,
+  spawnNode,
+  type Child,
+} from './lib/proc.js';
+import { printProfile, summarizeProfile, type ProfileSummary } from './profile.js';
+import {
+  BASELINE_OF,
+  formatTable,
+  GATEWAY_RSS_TARGET_MB,
+  markdownTable,
+  P99_TARGET_MS,
+  type BaselineResult,
+  type PathResult,
+} from './lib/report.js';
+import { pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
+
+const startedAt = new Date();
+const options = parseOptions(process.argv.slice(2), process.env);
+const say = (line: string) => console.log(`[bench] ${line}`);
+const elapsed = () => `${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)}s`;
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+interface OverloadResult {
+  path: 'bet' | 'balance';
+  connections: number;
+  load: LoadResult;
+  /** Oldest request still unanswered when autocannon stopped (ms). */
+  maxUnansweredAgeMs: number;
+  limitMs: number;
+  shed: { count503: number; latency503: LatencyStats | undefined; slowErrors: number };
+  recovery: { bet: { status: number; ms: number }; balance: { status: number; ms: number } };
+  rssMb: { gateway: number; wallet: number };
+}
+
+const checks: Check[] = [];
+const check = (name: string, ok: boolean, detail: string) => {
+  checks.push({ name, ok, detail });
+  say(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`);
+};
+
+installSignalHandlers();
+const watchdog = setTimeout(() => {
+  console.error(`[bench] still running after ${options.maxRunS} s: giving up`);
+  void runCleanups().finally(() => process.exit(1));
+}, options.maxRunS * 1000);
+watchdog.unref();
+
+const runId = randomBytes(3).toString('hex');
+const logDir = mkdtempSync(join(tmpdir(), 'phia-bench-'));
+const profileDir = join(logDir, 'profiles');
+const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+
+async function main(): Promise<number> {
+  say(
+    `connections ${options.connections}, ${options.durationS} s per path (+${options.warmupS} s warm-up), paths ${options.paths.join(',')}, logs in ${logDir}`,
+  );
+  const machine = await machineInfo();
+  say(`${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, PostgreSQL ${machine.postgres}`);
+
+  const stack = await startStack({
+    databaseUrl: options.databaseUrl,
+    deadlineMs: options.deadlineMs,
+    logLevel: options.logLevel,
+    logDir,
+    nodeArgs,
+  });
+  machine.redis = await redisVersion(stack.redis);
+  say(`stack up (${elapsed()}): gateway ${stack.gatewayUrl}, wallet ${stack.walletAddress}, schema ${stack.schema}`);
+  const sampler = new RssSampler({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
+  const peakRss = { gateway: 0, wallet: 0 };
+  const rssWindow = () => {
+    const window = sampler.window();
+    peakRss.gateway = Math.max(peakRss.gateway, window.gateway ?? 0);
+    peakRss.wallet = Math.max(peakRss.wallet, window.wallet ?? 0);
+    return { gateway: window.gateway ?? 0, wallet: window.wallet ?? 0 };
+  };
+  let gatewayLoadedS = 0;
+
+  const players = await seedPlayers(stack.wallet, runId, options.players);
+  say(`${players.length} players funded, sessions open (${elapsed()})`);
+
+  const baselines: Record<string, BaselineResult> = {};
+  const paths: PathResult[] = [];
+  const moneyPhases: { tag: string; kind: 'bet' | 'win' | 'refund'; outcomes: Outcomes }[] = [];
+  const bets: AnsweredBet[] = [];
+  const notes: string[] = [];
+
+  /** Warm-up (unmeasured), then the measured run; RSS peak of the measured run only. */
+  const measure = async (
+    url: string,
+    warmup: autocannon.Request[] | undefined,
+    requests: autocannon.Request[],
+  ): Promise<{ load: LoadResult; rssMb: { gateway: number; wallet: number } }> => {
+    if (options.warmupS > 0 && warmup !== undefined) {
+      await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests: warmup });
+    }
+    rssWindow();
+    const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
+    return { load, rssMb: rssWindow() };
+  };
+
+  const runPath = async (
+    path: PathName,
+    warmup: autocannon.Request[],
+    requests: autocannon.Request[],
+    extra: string[] = [],
+  ) => {
+    const { load, rssMb } = await measure(stack.gatewayUrl, warmup, requests);
+    gatewayLoadedS += load.durationS + options.warmupS;
+    const { baseline, target } = BASELINE_OF[path];
+    const base = baselines[baseline];
+    const result: PathResult = {
+      path,
+      load,
+      baseline: base === undefined ? undefined : baseline,
+      ratio: base === undefined || base.rps === 0 ? undefined : Math.round((1000 * load.okRps) / base.rps) / 1000,
+      target,
+      rssMb,
+      notes: extra,
+    };
+    paths.push(result);
+    say(
+      `${path}: ${load.okRps} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms, non-2xx ${load.non2xx}, errors ${load.errors}${result.ratio === undefined ? '' : `, ${Math.round(result.ratio * 100)}% of ${baseline}`} (${elapsed()})`,
+    );
+    if (load.non2xx > 0) say(`  ${path} status codes: ${JSON.stringify(load.statusCodes)}`);
+    return result;
+  };
+
+  const money = (kind: 'bet' | 'win' | 'refund', tag: string) => {
+    const outcomes = new Outcomes();
+    moneyPhases.push({ tag, kind, outcomes });
+    return { key: stack.key, players, tag, outcomes };
+  };
+
+  // 1. gRPC echo baseline, then balance (divided by it).
+  if (options.baselines && options.paths.includes('balance')) {
+    baselines['grpc-echo'] = await grpcEchoBaseline(players, stack.key);
+  }
+  if (options.paths.includes('balance')) {
+    await runPath('balance', balanceRequests(stack.key, players), balanceRequests(stack.key, players));
+  }
+
+  // 2. Database bet baseline, then bet, win, refund (divided by it).
+  const wantsMoney = options.paths.some((path) => path === 'bet' || path === 'win' || path === 'refund');
+  if (options.baselines && wantsMoney) baselines['db-bet'] = await dbBetBaseline(stack);
+
+  const redisBefore = await redisAnswers(stack.redis);
+  if (options.paths.includes('bet')) {
+    const warm = money('bet', `${runId}-betw`);
+    const measured = money('bet', `${runId}-bet`);
+    await runPath('bet', betRequests(warm, bets), betRequests(measured, bets));
+  }
+  if (options.paths.includes('win')) {
+    const warm = money('win', `${runId}-winw`);
+    const measured = money('win', `${runId}-win`);
+    const counters = { tombstones: 0, next: 0 };
+    await runPath('win', settleRequests('win', warm, bets, counters), settleRequests('win', measured, bets, counters));
+  }
+  if (options.paths.includes('refund')) {
+    const warm = money('refund', `${runId}-rfw`);
+    const measured = money('refund', `${runId}-rf`);
+    // Refunds take the bets from the oldest; each bet is refunded once.
+    const counters = { tombstones: 0, next: 0 };
+    const result = await runPath(
+      'refund',
+      settleRequests('refund', warm, bets, counters),
+      settleRequests('refund', measured, bets, counters),
+    );
+    if (counters.tombstones > 0) {
+      const note = `refund: ${counters.tombstones} refunds named a bet never placed (tombstones: the run made more refunds than bets)`;
+      result.notes.push(note);
+      notes.push(note);
+    }
+  }
+
+  // 3. Bare Fastify baseline, then duplicate replay (divided by it).
+  if (options.baselines && options.paths.includes('replay')) {
+    baselines.fastify = await fastifyBaseline(players, stack.key);
+  }
+  if (options.paths.includes('replay')) {
+    if (bets.length === 0) throw new Error('replay: no bet was answered 200, nothing to replay');
+    const warm = new Outcomes();
+    const measured = new Outcomes();
+    const result = await runPath('replay', replayRequests(bets, warm), replayRequests(bets, measured));
+    const replayed = measured.replayedHeader;
+    check(
+      'replay answers are the first answers',
+      measured.replayMismatches === 0 && warm.replayMismatches === 0,
+      `${measured.replayMismatches + warm.replayMismatches} replays differed from the bet's first answer; ${replayed} of ${result.load.responses} carried idempotent-replayed`,
+    );
+  }
+  const redisAfter = await redisAnswers(stack.redis);
+  const redisMemory = redisPerAnswer(redisBefore, redisAfter, await sampleAnswerUsage(stack.redis));
+  if (redisMemory.answers > 0) {
+    say(
+      `redis: ${redisMemory.answers} cached answers, ${redisMemory.bytesPerAnswer} bytes each (used_memory delta), MEMORY USAGE ${redisMemory.memoryUsageAvg} bytes`,
+    );
+  }
+  const rssAfterPaths = { ...sampler.now(), loadedSeconds: Math.round(gatewayLoadedS) } as Record<string, number>;
+
+  // 4. Overload.
+  let overload: OverloadResult | undefined;
+  if (options.overload) {
+    overload = await overloadRun(stack, players, bets, paths, money);
+    gatewayLoadedS += overload.load.durationS;
+    peakRss.gateway = Math.max(peakRss.gateway, overload.rssMb.gateway);
+    peakRss.wallet = Math.max(peakRss.wallet, overload.rssMb.wallet);
+  }
+
+  // 5. Let queued voids reach the wallet, then stop everything and check the books.
+  const drained = await drainVoids(stack.gatewayUrl, 30_000);
+  check('voids delivered', drained.pending === 0, `${drained.pending} pending after ${drained.waitedMs} ms`);
+  const rssEnd = {
+    gateway: sampler.now().gateway ?? NaN,
+    wallet: sampler.now().wallet ?? NaN,
+    loadedSeconds: Math.round(gatewayLoadedS),
+  };
+  sampler.stop();
+  say(`stopping the stack (${elapsed()})`);
+  await stack.stop();
+
+  const books: BooksCheck = await checkBooks(options.databaseUrl, stack.schema, moneyPhases);
+  check(
+    'books balance',
+    books.booksOk,
+    books.booksOk
+      ? `${books.counts.transactions} transactions, ${books.counts.entries} entries, ${books.counts.playerAccounts} players: entries sum to zero, balances match, none negative`
+      : JSON.stringify(books.books).slice(0, 500),
+  );
+  const broken = books.phases.filter((phase) => !phase.ok);
+  check(
+    'exactly the requests answered 200 took effect',
+    broken.length === 0,
+    broken.length === 0
+      ? `${books.phases.reduce((sum, phase) => sum + phase.answered200, 0)} answered 200, all applied; ${books.phases.reduce((sum, phase) => sum + phase.answeredError, 0)} answered with an error, none applied`
+      : JSON.stringify(broken).slice(0, 500),
+  );
+  await stack.dropSchema();
+
+  let profiles: Record<string, ProfileSummary> | undefined;
+  if (options.profile) profiles = summarizeProfiles(stack);
+
+  // 6. Targets (reported, not fatal).
+  const targets: Check[] = [];
+  for (const result of paths) {
+    if (result.target !== undefined) {
+      targets.push({
+        name: `${result.path} >= ${result.target * 100}% of ${result.baseline ?? BASELINE_OF[result.path].baseline}`,
+        ok: result.ratio !== undefined && result.ratio >= result.target,
+        detail: result.ratio === undefined ? 'no baseline' : `${Math.round(result.ratio * 100)}%`,
+      });
+    }
+    targets.push({
+      name: `${result.path} p99 < ${P99_TARGET_MS} ms at ${options.connections} connections`,
+      ok: result.load.latencyMs.p99 < P99_TARGET_MS,
+      detail: `${result.load.latencyMs.p99} ms`,
+    });
+  }
+  targets.push({
+    name: `gateway RSS < ${GATEWAY_RSS_TARGET_MB} MB after the run`,
+    ok: rssEnd.gateway < GATEWAY_RSS_TARGET_MB && peakRss.gateway < GATEWAY_RSS_TARGET_MB,
+    detail: `${rssEnd.gateway} MB after ${rssEnd.loadedSeconds} s under load (peak ${round1(peakRss.gateway)} MB)`,
+  });
+
+  console.log('');
+  console.log(formatTable(paths, baselines));
+  console.log(
+    `\nreq/s counts 2xx answers; ratio = path req/s / baseline req/s; '!' marks p99 >= ${P99_TARGET_MS} ms; RSS = peak during the measured run.`,
+  );
+  console.log('\ntargets (issue 6):');
+  for (const target of targets) console.log(`  ${target.ok ? 'met   ' : 'MISSED'} ${target.name}: ${target.detail}`);
+  console.log('\nchecks:');
+  for (const item of checks) console.log(`  ${item.ok ? 'ok  ' : 'FAIL'} ${item.name}: ${item.detail}`);
+  if (profiles) for (const [name, summary] of Object.entries(profiles)) printProfile(name, summary);
+
+  const out = options.out ?? join(ROOT, 'bench', 'results', `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(
+    out,
+    `${JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        durationS: Math.round((Date.now() - startedAt.getTime()) / 1000),
+        command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+        machine: { ...machine, loadavgEnd: loadavg().map((value) => Math.round(value * 100) / 100) },
+        options,
+        baselines,
+        paths,
+        overload,
+        rss: {
+          peakMb: { gateway: round1(peakRss.gateway), wallet: round1(peakRss.wallet) },
+          afterPaths: rssAfterPaths,
+          end: rssEnd,
+        },
+        redis: redisMemory,
+        books,
+        targets,
+        checks,
+        notes,
+        profiles,
+        markdown: markdownTable(paths, baselines),
+        logs: logDir,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  say(`results: ${relative(process.cwd(), out)} (${elapsed()})`);
+  return checks.every((item) => item.ok) ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines
+
+async function startChild(name: string, script: string, args: string[]): Promise<{ child: Child; port: number }> {
+  const child = spawnNode(name, join(ROOT, 'bench', 'baselines', script), args);
+  onCleanup(async () => void (await child.stop(3000)));
+  const line = await child.waitForLine(/^READY \d+$/, 30_000);
+  return { child, port: Number(line.split(' ')[1]) };
+}
+
+function baselineOf(name: string, describe: string, load: LoadResult): BaselineResult {
+  return {
+    name,
+    describe,
+    rps: load.okRps,
+    latencyMs: { p50: load.latencyMs.p50, p99: load.latencyMs.p99, max: load.latencyMs.max },
+    non2xx: load.non2xx,
+    errors: load.errors,
+  };
+}
+
+async function fastifyBaseline(players: Player[], key: string): Promise<BaselineResult> {
+  const { child, port } = await startChild('fastify-bare', 'fastify-bare.ts', []);
+  const requests = fixedRequests('/bare', key, players[0] as Player);
+  const url = `http://127.0.0.1:${port}`;
+  if (options.warmupS > 0)
+    await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests });
+  const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
+  await child.stop(3000);
+  const result = baselineOf(
+    'fastify',
+    'bare Fastify POST route, @fastify/helmet + @fastify/under-pressure, default JSON parser, no logging, fixed JSON answer; same bet-sized signed body (not verified); own process',
+    load,
+  );
+  say(`baseline fastify: ${result.rps} req/s, p99 ${result.latencyMs.p99} ms (${elapsed()})`);
+  return result;
+}
+
+async function grpcEchoBaseline(players: Player[], key: string): Promise<BaselineResult> {
+  const server = await startChild('grpc-echo-server', 'grpc-echo.ts', ['server']);
+  const front = await startChild('grpc-echo-front', 'grpc-echo.ts', ['front', String(server.port)]);
+  const url = `http://127.0.0.1:${front.port}`;
+  const requests = balanceRequests(key, players, '/echo');
+  if (options.warmupS > 0)
+    await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests });
+  const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
+  await front.child.stop(3000);
+  await server.child.stop(3000);
+  const result = baselineOf(
+    'grpc-echo',
+    'Fastify route (same plugins, own process) making one grpc-js unary call per request on one channel to an echo server (own process) that answers at once; balance bodies',
+    load,
+  );
+  say(`baseline grpc-echo: ${result.rps} req/s, p99 ${result.latencyMs.p99} ms (${elapsed()})`);
+  return result;
+}
+
+async function dbBetBaseline(stack: Stack): Promise<BaselineResult> {
+  const child = spawnNode('db-bet', join(ROOT, 'bench', 'baselines', 'db-bet.ts'), [
+    JSON.stringify({
+      databaseUrl: options.databaseUrl,
+      schema: stack.schema,
+      poolSize: Number(process.env.DB_POOL_SIZE || 16),
+      workers: options.connections,
+      durationS: options.durationS,
+      warmupS: options.warmupS,
+      players: options.players,
+      deadlineMs: options.deadlineMs,
+      tag: `${runId}-db`,
+    }),
+  ]);
+  onCleanup(async () => void (await child.stop(3000)));
+  const line = await child.waitForLine(/^RESULT /, (options.durationS + options.warmupS + 60) * 1000);
+  await child.exited;
+  const parsed = JSON.parse(line.slice('RESULT '.length)) as {
+    rps: number;
+    latencyMs: { p50: number; p99: number; max: number };
+    errors: number;
+    errorCodes: Record<string, number>;
+  };
+  const result: BaselineResult = {
+    name: 'db-bet',
+    describe: `the wallet's Ledger.bet on PostgreSQL (same SQL, pool of ${Number(process.env.DB_POOL_SIZE || 16)} like the wallet, same deadline), ${options.connections} concurrent loops in one process, no HTTP or gRPC`,
+    rps: parsed.rps,
+    latencyMs: parsed.latencyMs,
+    non2xx: 0,
+    errors: parsed.errors,
+  };
+  say(
+    `baseline db-bet: ${result.rps} bets/s, p99 ${result.latencyMs.p99} ms, errors ${parsed.errors} ${parsed.errors > 0 ? JSON.stringify(parsed.errorCodes) : ''}(${elapsed()})`,
+  );
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overload
+
+async function overloadRun(
+  stack: Stack,
+  players: Player[],
+  bets: AnsweredBet[],
+  paths: PathResult[],
+  money: (kind: 'bet', tag: string) => { key: string; players: Player[]; tag: string; outcomes: Outcomes },
+): Promise<OverloadResult> {
+  const limitMs = options.deadlineMs + 100;
+  const measured = paths.find((result) => result.path === options.overloadPath)?.load.okRps;
+  // Closed-loop load: enough connections that, at the measured rate, the queue alone would take
+  // three deadlines to drain. Without shedding, answers would come later than the deadline.
+  const connections =
+    options.overloadConnections ||
+    Math.min(6000, Math.max(512, Math.ceil((3 * (measured ?? 1000) * options.deadlineMs) / 1000)));
+  const spec = money('bet', `${runId}-ovl`);
+  const requests =
+    options.overloadPath === 'bet' ? betRequests(spec, bets) : balanceRequests(stack.key, players, '/phia/balance');
+  say(
+    `overload: ${connections} connections on ${options.overloadPath} for ${options.overloadDurationS} s (measured capacity ${measured ?? '?'} req/s, deadline ${options.deadlineMs} ms)`,
+  );
+  const sampler = new RssSampler({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
+  const load = await runLoad({
+    url: stack.gatewayUrl,
+    connections,
+    durationS: options.overloadDurationS,
+    requests,
+    timeoutS: 10,
+  });
+  const maxUnansweredAgeMs = spec.outcomes.maxPendingAgeMs();
+  const recovery = {
+    bet: await oneBet(stack, players[0] as Player),
+    balance: await oneBalance(stack, players[1] ?? (players[0] as Player)),
+  };
+  const window = sampler.window();
+  sampler.stop();
+
+  const statuses = Object.keys(load.statusCodes).map(Number);
+  const latency503 = load.latencyByStatus['503'];
+  const slowErrors = statuses
+    .filter((status) => status !== 200 && status !== 503)
+    .reduce((sum, status) => sum + (load.statusCodes[String(status)] ?? 0), 0);
+  const result: OverloadResult = {
+    path: options.overloadPath,
+    connections,
+    load,
+    maxUnansweredAgeMs,
+    limitMs,
+    shed: { count503: load.statusCodes['503'] ?? 0, latency503, slowErrors },
+    recovery,
+    rssMb: { gateway: window.gateway ?? 0, wallet: window.wallet ?? 0 },
+  };
+  say(
+    `overload: ${load.responses} answers (${JSON.stringify(load.statusCodes)}), ${load.rps} answers/s, max ${load.latencyMs.max} ms, p99 ${load.latencyMs.p99} ms, timeouts ${load.timeouts}, errors ${load.errors}`,
+  );
+  for (const [status, stats] of Object.entries(load.latencyByStatus)) {
+    say(`  ${status}: ${stats.count} answers, p50 ${stats.p50} ms, p99 ${stats.p99} ms, max ${stats.max} ms`);
+  }
+  check(
+    `overload: every request answered within WALLET_DEADLINE_MS + 100 = ${limitMs} ms`,
+    load.timeouts === 0 && load.errors === 0 && load.latencyMs.max <= limitMs && maxUnansweredAgeMs <= limitMs,
+    `max ${load.latencyMs.max} ms answered, ${load.timeouts} timeouts, ${load.errors} errors, oldest unanswered at the end ${maxUnansweredAgeMs} ms`,
+  );
+  check(
+    'overload: excess shed with fast 503s',
+    slowErrors === 0 && (latency503 === undefined || latency503.p99 <= 100),
+    `${result.shed.count503} x 503 (p99 ${latency503?.p99 ?? '-'} ms), ${slowErrors} other non-2xx answers ${JSON.stringify(load.statusCodes)}`,
+  );
+  check(
+    'overload: a normal request succeeds right after',
+    recovery.bet.status === 200 && recovery.balance.status === 200,
+    `bet ${recovery.bet.status} in ${recovery.bet.ms} ms, balance ${recovery.balance.status} in ${recovery.balance.ms} ms`,
+  );
+  return result;
+}
+
+async function post(url: string, body: string, key: string): Promise<{ status: number; ms: number }> {
+  const started = performance.now();
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: headers(sign(key, body)),
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    await response.text();
+    return { status: response.status, ms: Math.round(performance.now() - started) };
+  } catch {
+    return { status: 0, ms: Math.round(performance.now() - started) };
+  }
+}
+
+function oneBet(stack: Stack, player: Player): Promise<{ status: number; ms: number }> {
+  const body = JSON.stringify({
+    user_id: player.user_id,
+    currency: 'USD',
+    session_id: player.session_id,
+    game_id: 'crash',
+    game_session_id: player.game_session_id,
+    round_id: `${runId}-after-r`,
+    tx_id: `${runId}-after`,
+    amount: '1.00',
+  });
+  return post(`${stack.gatewayUrl}/phia/bet`, body, stack.key);
+}
+
+function oneBalance(stack: Stack, player: Player): Promise<{ status: number; ms: number }> {
+  const body = JSON.stringify({ user_id: player.user_id, currency: 'USD', session_id: player.session_id });
+  return post(`${stack.gatewayUrl}/phia/balance`, body, stack.key);
+}
+
+async function drainVoids(gatewayUrl: string, timeoutMs: number): Promise<{ pending: number; waitedMs: number }> {
+  const started = Date.now();
+  let pending = NaN;
+  while (Date.now() - started < timeoutMs) {
+    try {
+      pending = await pendingVoids(gatewayUrl);
+    } catch {
+      pending = NaN;
+    }
+    if (pending === 0) break;
+    await sleep(500);
+  }
+  return { pending, waitedMs: Date.now() - started };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis memory per cached answer
+
+interface RedisAnswers {
+  usedMemory: number;
+  answers: number;
+}
+
+async function redisAnswers(redis: Redis): Promise<RedisAnswers> {
+  const info = await redis.info('memory');
+  const usedMemory = Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
+  let answers = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', 'phia:ans:*', 'COUNT', 2000);
+    cursor = next;
+    answers += keys.length;
+  } while (cursor !== '0');
+  return { usedMemory, answers };
+}
+
+async function sampleAnswerUsage(redis: Redis): Promise<number> {
+  const [, keys] = await redis.scan('0', 'MATCH', 'phia:ans:*', 'COUNT', 500);
+  let total = 0;
+  let counted = 0;
+  for (const key of keys.slice(0, 200)) {
+    const bytes = Number(await redis.call('MEMORY', 'USAGE', key));
+    if (Number.isFinite(bytes)) {
+      total += bytes;
+      counted++;
+    }
+  }
+  return counted === 0 ? 0 : Math.round(total / counted);
+}
+
+function redisPerAnswer(before: RedisAnswers, after: RedisAnswers, memoryUsageAvg: number) {
+  const answers = after.answers - before.answers;
+  return {
+    answers,
+    usedMemoryDeltaBytes: after.usedMemory - before.usedMemory,
+    bytesPerAnswer: answers > 0 ? Math.round((after.usedMemory - before.usedMemory) / answers) : 0,
+    memoryUsageAvg,
+    note: 'bytesPerAnswer = used_memory growth over the money paths / answers cached (includes dict and expiry overhead); memoryUsageAvg = MEMORY USAGE of sampled phia:ans:* keys',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine and profiles
+
+async function machineInfo() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const require = createRequire(import.meta.url);
+  const version = (name: string) => {
+    try {
+      return (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  let postgres = 'unknown';
+  const client = new pg.Client({ connectionString: options.databaseUrl });
+  try {
+    await client.connect();
+    postgres = ((await client.query('SHOW server_version')).rows[0] as { server_version: string }).server_version;
+  } finally {
+    await client.end().catch(() => {});
+  }
+  return {
+    nproc: availableParallelism(),
+    cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
+    memoryGb: Math.round(
+      Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024 / 1024,
+    ),
+    node: process.version,
+    postgres,
+    redis: 'unknown',
+    packages: {
+      autocannon: version('autocannon'),
+      fastify: version('fastify'),
+      '@grpc/grpc-js': version('@grpc/grpc-js'),
+      pg: version('pg'),
+      ioredis: version('ioredis'),
+    },
+    loadavgStart: loadavg().map((value) => Math.round(value * 100) / 100),
+  };
+}
+
+async function redisVersion(redis: Redis): Promise<string> {
+  return /^redis_version:(\S+)/m.exec(await redis.info('server'))?.[1] ?? 'unknown';
+}
+
+function summarizeProfiles(stack: Stack): Record<string, ProfileSummary> {
+  const result: Record<string, ProfileSummary> = {};
+  let files: string[] = [];
+  try {
+    files = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
+  } catch {
+    say(`no profiles in ${profileDir}`);
+  }
+  for (const [name, pid] of [
+    ['gateway', stack.gateway.pid],
+    ['wallet', stack.walletProcess.pid],
+  ] as const) {
+    const file = files.find((candidate) => candidate.includes(`.${pid}.`));
+    if (file === undefined) {
+      say(`no CPU profile of the ${name} (pid ${pid}) in ${profileDir}`);
+      continue;
+    }
+    result[name] = summarizeProfile(join(profileDir, file), 25);
+  }
+  return result;
+}
+
+main()
+  .then(async (code) => {
+    await runCleanups();
+    process.exit(code);
+  })
+  .catch(async (error: unknown) => {
+    console.error(`[bench] failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    await runCleanups();
+    process.exit(1);
+  });
