@@ -46,6 +46,15 @@ t.test('refuses what JSON.parse would silently accept', async () => {
   refused('{"prototype":1}', /forbidden/);
 });
 
+t.test('NUL and lone surrogates are refused, real unicode is kept', async (t) => {
+  refused('{"user_id":"a\\u0000b"}', /NUL/);
+  refused('{"user_id":"\\ud800"}', /surrogate/);
+  refused('{"user_id":"x\\udc00y"}', /surrogate/);
+  refused('{"a\\u0000":1}', /key/);
+  refused('[["\\ud83d"]]', /surrogate/);
+  t.same(parseExactJson('{"user_id":"\\ud83c\\udfb2 é \\u200f"}'), { user_id: '🎲 é \u200f' });
+});
+
 t.test('nesting is limited', async (t) => {
   const nest = (depth: number) => '['.repeat(depth - 1) + '{}' + ']'.repeat(depth - 1);
   t.same(parseExactJson(nest(16)) !== undefined, true);

@@ -142,9 +142,29 @@ export function parseExactJson(text: string, options: ExactJsonOptions = {}): un
   skipWhitespace();
   if (pos !== text.length) throw invalid(`unexpected data after the JSON value at ${pos}`);
   out.push(text.slice(copiedTo));
+  let value: unknown;
   try {
-    return JSON.parse(out.join(''));
+    value = JSON.parse(out.join(''));
   } catch {
     throw invalid('malformed JSON');
+  }
+  checkStrings(value);
+  return value;
+}
+
+/** NUL, and halves of surrogate pairs, which no database column should ever receive. */
+const UNSTORABLE = /\u0000|\p{Cs}/u;
+
+/** Refuses strings (keys and values) that escapes made unstorable: `\u0000`, lone `\ud800`. */
+function checkStrings(value: unknown): void {
+  if (typeof value === 'string') {
+    if (UNSTORABLE.test(value)) throw invalid('string with NUL or a lone surrogate');
+  } else if (Array.isArray(value)) {
+    for (const item of value) checkStrings(item);
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (UNSTORABLE.test(key)) throw invalid('key with NUL or a lone surrogate');
+      checkStrings(item);
+    }
   }
 }

@@ -183,7 +183,7 @@ export class PhiaProcessor {
       this.#logWalletError(error, ctx, kind);
       if (needsVoid(code)) {
         // Rule 5: queued before the answer leaves, so the request can never apply afterwards.
-        const where = await this.#o.voids.enqueue({ kind, tx_id: body.tx_id, error_code: code });
+        const where = await this.#o.voids.enqueue({ kind, tx_id: body.tx_id, error_code: code, fingerprint });
         metrics?.voidsEnqueued.inc({ kind, backend: where });
         ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'void queued for an undecided error answer');
       }

@@ -5,12 +5,17 @@
 import type { Redis } from 'ioredis';
 import type { ErrorCode, MoneyKind } from '@phia/proto';
 
-/** One void to deliver: wallet `Void {kind, tx_id, error_code}`. */
+/** One void to deliver: wallet `Void {kind, tx_id, error_code, fingerprint}`. */
 export interface VoidJob {
   kind: MoneyKind;
   tx_id: string;
   /** The code the gateway answered the original request with. */
   error_code: ErrorCode;
+  /**
+   * moneyFingerprint of the request that was answered with the error: the wallet leaves alone a
+   * different request stored under the same tx_id ("not_matching"). Empty: void whatever is there.
+   */
+  fingerprint: string;
 }
 
 export interface ClaimedVoid {
@@ -32,14 +37,14 @@ export interface VoidBackend {
 }
 
 function member(job: VoidJob): string {
-  return JSON.stringify([job.kind, job.tx_id, job.error_code]);
+  return JSON.stringify([job.kind, job.tx_id, job.error_code, job.fingerprint]);
 }
 
 function parseMember(text: string): VoidJob | undefined {
   try {
-    const [kind, txId, code] = JSON.parse(text) as [MoneyKind, string, ErrorCode];
+    const [kind, txId, code, fingerprint] = JSON.parse(text) as [MoneyKind, string, ErrorCode, string?];
     if (typeof kind === 'string' && typeof txId === 'string' && typeof code === 'string') {
-      return { kind, tx_id: txId, error_code: code };
+      return { kind, tx_id: txId, error_code: code, fingerprint: typeof fingerprint === 'string' ? fingerprint : '' };
     }
   } catch {
     // fall through

@@ -19,7 +19,12 @@ t.teardown(async () => {
   await redis.quit();
 });
 
-const job = (tx: string): VoidJob => ({ kind: 'bet', tx_id: tx, error_code: 'WALLET_TIMEOUT' });
+const job = (tx: string): VoidJob => ({
+  kind: 'bet',
+  tx_id: tx,
+  error_code: 'WALLET_TIMEOUT',
+  fingerprint: `fp-${tx}`,
+});
 
 /** A wallet that fails the first `failures` voids of each tx, and records every attempt. */
 function flakyWallet(failures: number) {

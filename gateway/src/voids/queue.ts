@@ -22,7 +22,7 @@ export interface VoidQueueOptions {
   /** How long a claimed job stays hidden from other gateways while being delivered. */
   leaseMs?: number;
   batchSize?: number;
-  onDelivered?: (job: VoidJob, attempts: number) => void;
+  onDelivered?: (job: VoidJob, attempts: number, result: unknown) => void;
   onFailed?: (job: VoidJob, attempts: number, error: unknown) => void;
   onBackendError?: (backend: string, error: unknown) => void;
 }
@@ -116,8 +116,9 @@ export class VoidQueue {
       }
       await Promise.all(
         claimed.map(async ({ job, attempts }) => {
+          let result: unknown;
           try {
-            await this.#send(job);
+            result = await this.#send(job);
           } catch (error) {
             this.#options.onFailed?.(job, attempts, error);
             try {
@@ -129,7 +130,7 @@ export class VoidQueue {
             return;
           }
           delivered++;
-          this.#options.onDelivered?.(job, attempts);
+          this.#options.onDelivered?.(job, attempts, result);
           try {
             await backend.done(job);
           } catch (backendError) {

@@ -47,6 +47,8 @@ export interface VoidRequest {
   kind: string;
   tx_id: string;
   error_code?: string;
+  /** moneyFingerprint of the request being voided: another request under the same key is left alone. */
+  fingerprint?: string;
 }
 export interface VoidReply {
   kind: string;
