@@ -153,6 +153,7 @@ export function parseExactJson(text: string, options: ExactJsonOptions = {}): un
 }
 
 /** NUL, and halves of surrogate pairs, which no database column should ever receive. */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
 const UNSTORABLE = /\u0000|\p{Cs}/u;
 
 /** Refuses strings (keys and values) that escapes made unstorable: `\u0000`, lone `\ud800`. */

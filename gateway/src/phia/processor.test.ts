@@ -1,0 +1,69 @@
+import t from 'tap';
+import { buildCurrencyTable } from '@phia/proto';
+import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
+import { quietLogger } from '../test-helpers/index.js';
+import { VoidQueue } from '../voids/queue.js';
+import { WalletError, type MoneyRequest, type WalletClient } from '../wallet-client/client.js';
+import { PhiaProcessor } from './processor.js';
+
+/** A wallet that keeps the first content per tx_id, as the real one does, and refuses other content. */
+function fakeWallet() {
+  const stored = new Map<string, string>();
+  return {
+    calls: 0,
+    async money(_method: string, request: MoneyRequest) {
+      this.calls++;
+      const content = `${request.amount}`;
+      const first = stored.get(request.tx_id);
+      if (first !== undefined && first !== content) {
+        throw new WalletError('IDEMPOTENCY_MISMATCH', true, 6, 'tx_id reused');
+      }
+      stored.set(request.tx_id, content);
+      return { balance: '90.00', currency: 'USD', tx_id: request.tx_id };
+    },
+  };
+}
+
+const body = (amount: string) => ({
+  user_id: 'u1',
+  currency: 'USD',
+  game_session_id: 'gs-1',
+  round_id: 'r-1',
+  tx_id: 't-1',
+  amount,
+});
+
+t.test('an IDEMPOTENCY_MISMATCH from the wallet is not cached: the real request still replays', async (t) => {
+  // Found by the chaos soak (seed 83729711): the original was answered while Redis was unreachable, so
+  // its answer never reached the store; a request with the same tx_id and other content then took the
+  // lock, the wallet refused it, and the gateway cached that refusal under the key with the other
+  // content's fingerprint. Every later duplicate of the original was refused as a mismatch.
+  const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
+  const voids = new VoidQueue({ send: async () => undefined });
+  const wallet = fakeWallet();
+  t.teardown(() => store.close());
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const ctx = { requestId: 'r', log: quietLogger() };
+
+  // The original reaches the wallet without the store (as during a Redis outage).
+  await wallet.money('Bet', { ...body('10.00') });
+
+  const other = await processor.money('bet', body('11.00'), ctx);
+  t.equal(other.status, 409);
+  t.equal(other.code, 'IDEMPOTENCY_MISMATCH');
+
+  const duplicate = await processor.money('bet', body('10.00'), ctx);
+  t.equal(duplicate.status, 200, 'the original content still gets its own answer');
+  t.same(JSON.parse(duplicate.body), { balance: '90.00', currency: 'USD', tx_id: 't-1' });
+
+  const again = await processor.money('bet', body('10.00'), ctx);
+  t.equal(again.status, 200);
+  t.equal(again.replayed, true, 'and that answer is cached for the next duplicate');
+  t.equal((await processor.money('bet', body('11.00'), ctx)).code, 'IDEMPOTENCY_MISMATCH');
+});
