@@ -3,7 +3,8 @@
  * Runs a Dockerfile's steps outside Docker, for machines without a Docker engine: every stage gets a
  * folder standing for its filesystem, COPY copies from the build context (honouring .dockerignore) or
  * from an earlier stage's folder, RUN runs with sh in the stage's WORKDIR and ENV. With --run, the
- * final stage's CMD is then started with the image's ENV (plus the caller's environment), its
+ * final stage's CMD is then started with the image's ENV and the --env values only (as in a
+ * container; PATH and HOME come from the caller), its
  * HEALTHCHECK command is polled until it passes, and SIGTERM must stop it cleanly.
  *
  *   node scripts/docker-dryrun.js wallet-service/Dockerfile [--run] [--env K=V]... [--keep] [--context .]
@@ -265,7 +266,8 @@ export function build(dockerfile, { contextDir, workRoot, say = () => {} }) {
 export async function runFinal(final, { extraEnv = {}, timeoutMs = 60_000, say = () => {} }) {
   if (!final.cmd) throw new Error('no CMD');
   const cwd = join(final.dir, final.workdir);
-  const env = { ...process.env, ...final.env, ...extraEnv };
+  // As in a container: the image's ENV and the -e values only (plus PATH to find node, HOME).
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...final.env, ...extraEnv };
   const [command, ...args] = [...(final.entrypoint ?? []), ...final.cmd];
   say(`CMD ${JSON.stringify(final.cmd)} in ${cwd}`);
   const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
