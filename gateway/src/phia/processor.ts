@@ -191,8 +191,14 @@ export class PhiaProcessor {
     }
 
     if (begin.kind === 'acquired') {
-      const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
-      if (!stored) metrics?.storeBypass.inc({ operation: 'complete' });
+      if (answer.code === 'IDEMPOTENCY_MISMATCH') {
+        // The wallet holds other content under this key: the refusal is this request's, not the key's
+        // answer. Cached, it would refuse every later duplicate of the request that owns the key.
+        await this.#o.store.release(key, begin.token);
+      } else {
+        const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
+        if (!stored) metrics?.storeBypass.inc({ operation: 'complete' });
+      }
     }
     return answer;
   }
