@@ -81,6 +81,9 @@ function codeOf(error: unknown): ErrorCode {
   return error instanceof PhiaError ? error.code : 'INTERNAL';
 }
 
+/** Wallet answers that belong to this request only, never cached as the key's answer. */
+const NOT_THE_KEYS_ANSWER: ReadonlySet<string> = new Set(['IDEMPOTENCY_MISMATCH', 'REQUEST_IN_PROGRESS']);
+
 /** Optional text fields: absent, null and "" all mean "not given". */
 function optional(value: string | null | undefined): string | undefined {
   return value === null || value === undefined || value === '' ? undefined : value;
@@ -154,7 +157,36 @@ export class PhiaProcessor {
         break;
     }
 
-    let answer: Answer;
+    try {
+      const answer = await this.#callWallet(kind, body, { amount, betTxId, decimals, fingerprint }, ctx);
+      if (begin.kind === 'acquired') {
+        if (NOT_THE_KEYS_ANSWER.has(answer.code)) {
+          // The wallet holds other content under this key (or is still running another copy): the
+          // refusal belongs to this request, not to the key. Cached, it would be replayed to the
+          // request that owns the key.
+          await this.#o.store.release(key, begin.token);
+        } else {
+          const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
+          if (!stored) metrics?.storeBypass.inc({ operation: 'complete' });
+        }
+      }
+      return answer;
+    } catch (error) {
+      // Unexpected (the wallet call itself never throws): free the key for the next duplicate.
+      if (begin.kind === 'acquired') await this.#o.store.release(key, begin.token);
+      throw error;
+    }
+  }
+
+  /** The one wallet call; every failure becomes an error answer, undecided ones voided first. */
+  async #callWallet(
+    kind: MoneyKind,
+    body: MoneyBodyT,
+    request: { amount: string; betTxId: string | undefined; decimals: number; fingerprint: string },
+    ctx: RequestContext,
+  ): Promise<Answer> {
+    const { amount, betTxId, decimals, fingerprint } = request;
+    const metrics = this.#o.metrics;
     try {
       const sessionId = optional(body.session_id);
       const gameId = optional(body.game_id);
@@ -173,7 +205,7 @@ export class PhiaProcessor {
         },
         { requestId: ctx.requestId },
       );
-      answer = okAnswer({
+      return okAnswer({
         balance: walletBalance(reply.balance, decimals),
         currency: body.currency,
         tx_id: body.tx_id,
@@ -187,20 +219,8 @@ export class PhiaProcessor {
         metrics?.voidsEnqueued.inc({ kind, backend: where });
         ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'void queued for an undecided error answer');
       }
-      answer = errorToAnswer(code);
+      return errorToAnswer(code);
     }
-
-    if (begin.kind === 'acquired') {
-      if (answer.code === 'IDEMPOTENCY_MISMATCH') {
-        // The wallet holds other content under this key: the refusal is this request's, not the key's
-        // answer. Cached, it would refuse every later duplicate of the request that owns the key.
-        await this.#o.store.release(key, begin.token);
-      } else {
-        const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
-        if (!stored) metrics?.storeBypass.inc({ operation: 'complete' });
-      }
-    }
-    return answer;
   }
 
   #logWalletError(error: unknown, ctx: RequestContext, action: string): void {

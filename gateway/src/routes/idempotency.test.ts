@@ -202,3 +202,25 @@ t.test('in-process store (no REDIS_URL): duplicates replay, one debit', async (t
   const ready = await app.inject({ method: 'GET', url: '/readyz' });
   t.match(json(ready), { status: 'ready', redis: 'disabled' });
 });
+
+t.test("the wallet's IDEMPOTENCY_MISMATCH is not cached as the key's answer", async (t) => {
+  const user = uid('walletmm');
+  await stack.fund(user, 'USD', '10');
+  const owner = moneyBody({ user_id: user, amount: '1' });
+  const ownerAnswer = await stack.post('/phia/bet', owner);
+  t.equal(ownerAnswer.statusCode, 200);
+  // A gateway whose store forgot the key: only the wallet knows the owner's content.
+  const amnesic = await stack.newApp({ keyPrefix: `${stack.keyPrefix}mm:` });
+  await waitForAppRedis(amnesic);
+  expectError(
+    t,
+    await post(amnesic, '/phia/bet', { ...owner, amount: '2' }),
+    409,
+    'IDEMPOTENCY_MISMATCH',
+    'tx_id reused',
+  );
+  const again = await post(amnesic, '/phia/bet', owner);
+  t.equal(again.statusCode, 200, "the owner's duplicate still gets the owner's answer");
+  t.equal(again.body, ownerAnswer.body);
+  t.equal(await stack.balance(user, 'USD'), '9.00');
+});
