@@ -11,6 +11,7 @@ interface CpuProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -69,6 +70,21 @@ function shortWhere(url: string, line: number): string {
 export function summarizeProfile(file: string, top = 20): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  /**
+   * A native frame (socket write, HMAC, ...) is shown with the nearest caller outside Node's own
+   * modules: the package or application code that asked for it.
+   */
+  const jsCaller = (id: number): string => {
+    for (let at = parentOf.get(id); at !== undefined; at = parentOf.get(at)) {
+      const frame = byId.get(at)?.callFrame;
+      if (frame && frame.url !== '' && !frame.url.startsWith('node:')) {
+        return `${frame.functionName || '(anonymous)'} ${shortWhere(frame.url, frame.lineNumber)}`;
+      }
+    }
+    return '';
+  };
   const selfUs = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
@@ -103,7 +119,8 @@ export function summarizeProfile(file: string, top = 20): ProfileSummary {
       continue;
     }
     const name = functionName || '(anonymous)';
-    const where = shortWhere(url, lineNumber);
+    const caller = (url === '' || url.startsWith('node:')) && !functionName.startsWith('(') ? jsCaller(id) : '';
+    const where = caller === '' ? shortWhere(url, lineNumber) : `<- ${caller}`;
     const key = `${name}@${where}`;
     const entry = functions.get(key) ?? { name, where, us: 0 };
     entry.us += us;

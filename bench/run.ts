@@ -49,7 +49,7 @@ import {
   type BaselineResult,
   type PathResult,
 } from './lib/report.js';
-import { pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
+import { gatewayMemory, pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
 
 const startedAt = new Date();
 const options = parseOptions(process.argv.slice(2), process.env);
@@ -105,6 +105,8 @@ async function main(): Promise<number> {
     logLevel: options.logLevel,
     logDir,
     nodeArgs,
+    gatewayEntry: options.gatewayEntry,
+    walletEntry: options.walletEntry,
   });
   machine.redis = await redisVersion(stack.redis);
   say(`stack up (${elapsed()}): gateway ${stack.gatewayUrl}, wallet ${stack.walletAddress}, schema ${stack.schema}`);
@@ -238,7 +240,12 @@ async function main(): Promise<number> {
       `redis: ${redisMemory.answers} cached answers, ${redisMemory.bytesPerAnswer} bytes each (used_memory delta), MEMORY USAGE ${redisMemory.memoryUsageAvg} bytes`,
     );
   }
-  const rssAfterPaths = { ...sampler.now(), loadedSeconds: Math.round(gatewayLoadedS) } as Record<string, number>;
+  const rssAfterPaths = {
+    ...sampler.now(),
+    loadedSeconds: Math.round(gatewayLoadedS),
+    gatewaySelfReportMb: await gatewayMemory(stack.gatewayUrl).catch(() => ({})),
+  };
+  say(`gateway memory after the paths: ${JSON.stringify(rssAfterPaths)}`);
 
   // 4. Overload.
   let overload: OverloadResult | undefined;

@@ -23,6 +23,9 @@ export interface BenchOptions {
   out: string | undefined;
   /** Abort (cleanly) when the whole run takes longer than this. */
   maxRunS: number;
+  /** Alternative builds to run instead of gateway/dist/server.js and wallet-service/dist/server.js (experiments). */
+  gatewayEntry: string | undefined;
+  walletEntry: string | undefined;
 }
 
 const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME>, e.g. BENCH_CONNECTIONS=32)
@@ -44,6 +47,8 @@ const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME
   --database-url URL        PostgreSQL (DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test)
   --out FILE                JSON results (bench/results/<timestamp>.json)
   --max-run S               give up (cleanly, exit 1) after this many seconds (290)
+  --gateway-entry FILE      run this instead of gateway/dist/server.js (to measure a patched copy)
+  --wallet-entry FILE       run this instead of wallet-service/dist/server.js
 `;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -66,6 +71,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'database-url': { type: 'string' },
       out: { type: 'string' },
       'max-run': { type: 'string' },
+      'gateway-entry': { type: 'string' },
+      'wallet-entry': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -128,5 +135,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       pick('database-url') ?? env.DATABASE_URL ?? env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     out: pick('out'),
     maxRunS: number('max-run', 290, 30, 3600),
+    gatewayEntry: pick('gateway-entry'),
+    walletEntry: pick('wallet-entry'),
   };
 }

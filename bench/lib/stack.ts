@@ -25,6 +25,8 @@ export interface StackOptions {
   logDir: string;
   /** Extra node flags for gateway and wallet (e.g. --cpu-prof). */
   nodeArgs: string[];
+  gatewayEntry?: string | undefined;
+  walletEntry?: string | undefined;
 }
 
 export interface Stack {
@@ -44,7 +46,9 @@ export interface Stack {
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
-  for (const entry of [WALLET_ENTRY, GATEWAY_ENTRY]) {
+  const walletEntry = options.walletEntry ?? WALLET_ENTRY;
+  const gatewayEntry = options.gatewayEntry ?? GATEWAY_ENTRY;
+  for (const entry of [walletEntry, gatewayEntry]) {
     if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm run bench does)`);
   }
   const schema = `bench_${randomBytes(5).toString('hex')}`;
@@ -83,7 +87,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   );
   onCleanup(async () => redis.disconnect());
 
-  const walletProcess = spawnNode('wallet', WALLET_ENTRY, [], {
+  const walletProcess = spawnNode('wallet', walletEntry, [], {
     nodeArgs: options.nodeArgs,
     logFile: join(options.logDir, 'wallet.log'),
     env: {
@@ -116,7 +120,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     walletProcess,
   );
 
-  const gateway = spawnNode('gateway', GATEWAY_ENTRY, [], {
+  const gateway = spawnNode('gateway', gatewayEntry, [], {
     nodeArgs: options.nodeArgs,
     logFile: join(options.logDir, 'gateway.log'),
     env: {
@@ -184,9 +188,31 @@ export async function seedPlayers(wallet: WalletTestClient, tag: string, count: 
   return players;
 }
 
-/** The gateway's pending void count, from its Prometheus metrics. */
-export async function pendingVoids(gatewayUrl: string): Promise<number> {
+/** Unlabelled values of the gateway's Prometheus metrics, by name. */
+export async function gatewayMetrics(gatewayUrl: string, names: readonly string[]): Promise<Record<string, number>> {
   const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-  const line = text.split('\n').find((row) => row.startsWith('phia_pending_voids'));
-  return Number(line?.split(/\s+/).pop() ?? NaN);
+  const values: Record<string, number> = {};
+  for (const row of text.split('\n')) {
+    const [name, value] = row.split(/\s+/);
+    if (name !== undefined && names.includes(name)) values[name] = Number(value);
+  }
+  return values;
+}
+
+/** The gateway's pending void count. */
+export async function pendingVoids(gatewayUrl: string): Promise<number> {
+  return (await gatewayMetrics(gatewayUrl, ['phia_pending_voids'])).phia_pending_voids ?? NaN;
+}
+
+/** The gateway's own view of its memory (prom-client default metrics), in MB. */
+export async function gatewayMemory(gatewayUrl: string): Promise<Record<string, number>> {
+  const names = [
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_total_bytes',
+    'nodejs_heap_size_used_bytes',
+    'nodejs_external_memory_bytes',
+  ] as const;
+  const values = await gatewayMetrics(gatewayUrl, names);
+  const mb = (name: string) => Math.round((values[name] ?? NaN) / 1024 / 102.4) / 10;
+  return { rss: mb(names[0]), heapTotal: mb(names[1]), heapUsed: mb(names[2]), external: mb(names[3]) };
 }
