@@ -36,6 +36,13 @@ class PostgresDatabase implements Database {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // While checked out the pool no longer listens for the client's 'error': a backend terminated
+    // between two statements (pg_terminate_backend, a failover) would be an unhandled 'error' event
+    // and kill the process. Keep the error instead; the next statement fails and the client is dropped.
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    client.on('error', onError);
     try {
       await client.query(beginStatement(options));
       const tx: Queryable = {
@@ -59,6 +66,7 @@ class PostgresDatabase implements Database {
       }
       throw error;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

@@ -12,6 +12,8 @@ const schema = await createTestSchema('grpc');
 t.teardown(() => schema.drop());
 
 let slowCommitMs = 0;
+/** Called when a call reaches its COMMIT point (it then waits slowCommitMs). */
+let reachedCommit: (() => void) | undefined;
 async function start(): Promise<WalletServer> {
   return startWalletServer({
     host: '127.0.0.1',
@@ -19,7 +21,12 @@ async function start(): Promise<WalletServer> {
     databaseUrl: schema.databaseUrl,
     schema: schema.schema,
     metricsPort: 0,
-    hooks: { beforeCommit: async () => (slowCommitMs > 0 ? sleep(slowCommitMs) : undefined) },
+    hooks: {
+      beforeCommit: async () => {
+        reachedCommit?.();
+        if (slowCommitMs > 0) await sleep(slowCommitMs);
+      },
+    },
   });
 }
 

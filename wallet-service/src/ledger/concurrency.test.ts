@@ -5,12 +5,30 @@ import { DeadlineExceededError } from './errors.js';
 
 /** Delays chosen per test: the hook looks the operation up here right before COMMIT. */
 const commitDelays = new Map<string, number>();
-const { ledger, close } = await openTestLedger('concurrency', {
+/** Gates: the operation stops before COMMIT (still holding its locks) until the test opens it. */
+const commitGates = new Map<string, { entered: () => void; opened: Promise<void> }>();
+const { ledger, schema, close } = await openTestLedger('concurrency', {
   beforeCommit: async (operation) => {
     const delay = commitDelays.get(operation);
     if (delay !== undefined) await sleep(delay);
+    const gate = commitGates.get(operation);
+    if (gate) {
+      commitGates.delete(operation);
+      gate.entered();
+      await gate.opened;
+    }
   },
 });
+
+/** Arms a gate for the next `operation`; returns when it is reached and how to open it. */
+function armGate(operation: string): { reached: Promise<void>; open: () => void } {
+  let entered!: () => void;
+  let open!: () => void;
+  const reached = new Promise<void>((resolve) => (entered = resolve));
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  commitGates.set(operation, { entered, opened });
+  return { reached, open };
+}
 t.teardown(close);
 
 let counter = 0;
@@ -95,11 +113,13 @@ t.test('a refund arriving while its bet is still running waits and reverses it',
     round_id: 'r',
     game_session_id: 'g',
   };
-  commitDelays.set('bet', 300);
+  const gate = armGate('bet');
   const betting = ledger.bet(bet);
-  await sleep(80); // the bet holds the account lock and sits before its COMMIT
-  commitDelays.delete('bet');
-  const refund = await ledger.refund({ ...bet, tx_id: id('refund'), bet_tx_id: bet.tx_id });
+  await gate.reached; // the bet holds the account lock and sits before its COMMIT
+  const refunding = ledger.refund({ ...bet, tx_id: id('refund'), bet_tx_id: bet.tx_id });
+  await sleep(100); // the refund is now waiting for the lock
+  gate.open();
+  const refund = await refunding;
   t.equal((await betting).balance, '75.00', 'the bet applied first');
   t.equal(refund.balance, '100.00', 'then the refund reversed it');
   t.equal(await balanceOf(user), '100.00');
@@ -115,11 +135,13 @@ t.test('a bet arriving while its refund is running fails on the tombstone', asyn
     round_id: 'r',
     game_session_id: 'g',
   };
-  commitDelays.set('refund', 300);
+  const gate = armGate('refund');
   const refunding = ledger.refund({ ...bet, tx_id: id('refund'), bet_tx_id: bet.tx_id });
-  await sleep(80);
-  commitDelays.delete('refund');
-  t.equal(await outcomeCode(ledger.bet(bet)), 'BET_REFUNDED');
+  await gate.reached;
+  const betting = outcomeCode(ledger.bet(bet));
+  await sleep(100);
+  gate.open();
+  t.equal(await betting, 'BET_REFUNDED');
   t.equal((await refunding).balance, '100.00');
   t.equal(await balanceOf(user), '100.00', 'never both, never neither');
 });
@@ -149,25 +171,30 @@ t.test('deadline passed before commit: nothing is applied, and the request can r
 
 t.test('a lock held past the deadline ends the call by lock_timeout, nothing applied', async (t) => {
   const user = await fundedPlayer('100.00');
-  commitDelays.set('deposit', 600); // a slow deposit holds the account row
-  let depositDone = false;
-  const slow = ledger
-    .deposit({ tx_id: id('dep'), user_id: user, currency: 'USD', amount: '1.00' })
-    .finally(() => (depositDone = true));
-  await sleep(50);
-  commitDelays.delete('deposit');
-  const bet = {
-    tx_id: id('bet'),
-    user_id: user,
-    currency: 'USD',
-    amount: '10.00',
-    round_id: 'r',
-    game_session_id: 'g',
-  };
-  await t.rejects(ledger.bet(bet, { deadline: Date.now() + 200 }), DeadlineExceededError);
-  t.notOk(depositDone, 'gave up at its own deadline, while the lock was still held');
-  await slow;
-  t.equal(await balanceOf(user), '101.00');
+  // Another session holds the player's row lock for as long as this test wants.
+  const holder = await schema.pool.connect();
+  await holder.query('BEGIN');
+  await holder.query(`SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 FOR UPDATE`, [user]);
+  try {
+    const bet = {
+      tx_id: id('bet'),
+      user_id: user,
+      currency: 'USD',
+      amount: '10.00',
+      round_id: 'r',
+      game_session_id: 'g',
+    };
+    await t.rejects(ledger.bet(bet, { deadline: Date.now() + 300 }), DeadlineExceededError, 'gave up at its deadline');
+    await holder.query('ROLLBACK');
+    t.equal(await balanceOf(user), '100.00');
+    t.equal(
+      await outcomeCode(ledger.getTransaction({ kind: 'bet', tx_id: bet.tx_id })),
+      'ACCOUNT_NOT_FOUND',
+      'no record',
+    );
+  } finally {
+    holder.release();
+  }
 });
 
 t.test('randomized operations keep every balance equal to a model and to its ledger entries', async (t) => {
