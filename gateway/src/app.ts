@@ -4,7 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
 import helmet from '@fastify/helmet';
 import underPressure from '@fastify/under-pressure';
 import type { Redis } from 'ioredis';
@@ -206,7 +212,30 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).type(JSON_TYPE).send(JSON.stringify(NOT_FOUND_ANSWER)));
 
+  // In-flight PHIA requests: closing waits for them before it closes the wallet client and Redis
+  // (a listening server waits for its connections anyway; this also covers inject()).
+  const inFlight = new Set<FastifyRequest>();
+  let idle: (() => void) | undefined;
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.phia === true) inFlight.add(request);
+  });
+  const settle = (request: FastifyRequest) => {
+    if (inFlight.delete(request) && inFlight.size === 0) idle?.();
+  };
+  app.addHook('onRequestAbort', async (request) => settle(request));
+  cleanups.push(async () => {
+    if (inFlight.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, config.walletDeadlineMs + 2000);
+      idle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  });
+
   app.addHook('onResponse', async (request, reply) => {
+    settle(request);
     const info = request.phia;
     if (request.routeOptions.config.phia !== true) {
       request.log.debug({ url: request.url, status: reply.statusCode }, 'request');

@@ -2,6 +2,8 @@
  * Starts the gateway from the environment (contract section 8): `node gateway/dist/server.js`.
  * SIGTERM and SIGINT close it gracefully (in-flight requests finish, resources close).
  */
+import { readFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildAppOptions } from './app.js';
@@ -19,6 +21,8 @@ export interface RunningGateway {
   /** e.g. http://127.0.0.1:8080 */
   url: string;
   port: number;
+  /** Re-reads TLS_CERT_FILE and TLS_KEY_FILE for new connections (SIGHUP); false without TLS. */
+  reloadTls(): boolean;
   close(): Promise<void>;
 }
 
@@ -41,11 +45,20 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const scheme = config.tlsCertFile === undefined ? 'http' : 'https';
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const reloadTls = (): boolean => {
+    if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return false;
+    (app.server as unknown as HttpsServer).setSecureContext({
+      cert: readFileSync(config.tlsCertFile),
+      key: readFileSync(config.tlsKeyFile),
+    });
+    return true;
+  };
   return {
     app,
     config,
     url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
+    reloadTls,
     close: () => app.close(),
   };
 }
@@ -76,6 +89,14 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
+  process.on('SIGHUP', () => {
+    try {
+      if (gateway.reloadTls()) gateway.app.log.info('TLS certificate reloaded');
+    } catch (error) {
+      // Keep serving with the certificate already loaded.
+      gateway.app.log.error({ err: (error as Error).message }, 'TLS certificate reload failed');
+    }
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

@@ -215,9 +215,12 @@ export class WalletClient {
     const deadline = new Date(Date.now() + (options.deadlineMs ?? this.deadlineMs));
     const fn = (this.#client as unknown as Record<string, UnaryFn>)[method];
     if (typeof fn !== 'function') return Promise.reject(new WalletError('INTERNAL', false, 12, `no method ${method}`));
+    if (this.#closed) {
+      return Promise.reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.UNAVAILABLE, 'client closed'));
+    }
     const started = process.hrtime.bigint();
     return new Promise((resolve, reject) => {
-      fn.call(this.#client, request, metadata, { deadline }, (error, reply) => {
+      const callback = (error: grpc.ServiceError | null, reply: unknown) => {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         if (error) {
           const walletError = toWalletError(error);
@@ -227,7 +230,13 @@ export class WalletClient {
           this.#onCall?.(method, 'ok', seconds);
           resolve(reply as WalletMethods[M][1]);
         }
-      });
+      };
+      try {
+        fn.call(this.#client, request, metadata, { deadline }, callback);
+      } catch (error) {
+        // grpc-js throws synchronously on a shut-down channel: the wallet cannot be reached.
+        reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.UNAVAILABLE, (error as Error).message));
+      }
     });
   }
 

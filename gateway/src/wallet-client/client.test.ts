@@ -1,0 +1,42 @@
+import t from 'tap';
+import * as grpc from '@grpc/grpc-js';
+import { GrpcStatus, WALLET_ERROR_CODE_KEY } from '@phia/proto';
+import { toWalletError, WalletClient } from './client.js';
+
+function serviceError(code: number, walletCode?: string): grpc.ServiceError {
+  const metadata = new grpc.Metadata();
+  if (walletCode !== undefined) metadata.set(WALLET_ERROR_CODE_KEY, walletCode);
+  return Object.assign(new Error('x'), { code, details: 'details', metadata }) as grpc.ServiceError;
+}
+
+t.test('grpc errors map to contract codes', async (t) => {
+  const cases: [number, string | undefined, string, boolean][] = [
+    [GrpcStatus.FAILED_PRECONDITION, 'INSUFFICIENT_FUNDS', 'INSUFFICIENT_FUNDS', true],
+    [GrpcStatus.UNAUTHENTICATED, 'SESSION_NOT_FOUND', 'SESSION_NOT_FOUND', true],
+    [GrpcStatus.DEADLINE_EXCEEDED, 'WALLET_TIMEOUT', 'WALLET_TIMEOUT', true],
+    [GrpcStatus.DEADLINE_EXCEEDED, undefined, 'WALLET_TIMEOUT', false],
+    [GrpcStatus.UNAVAILABLE, undefined, 'WALLET_UNAVAILABLE', false],
+    [GrpcStatus.RESOURCE_EXHAUSTED, undefined, 'WALLET_UNAVAILABLE', false],
+    [GrpcStatus.CANCELLED, undefined, 'WALLET_UNAVAILABLE', false],
+    [GrpcStatus.INTERNAL, undefined, 'INTERNAL', false],
+    [GrpcStatus.UNKNOWN, 'NOT_A_CODE', 'INTERNAL', false],
+    [GrpcStatus.UNIMPLEMENTED, undefined, 'INTERNAL', false],
+  ];
+  for (const [grpcCode, walletCode, expected, decided] of cases) {
+    const error = toWalletError(serviceError(grpcCode, walletCode));
+    t.equal(error.code, expected, `${grpcCode}/${walletCode ?? '-'} → ${expected}`);
+    t.equal(error.decidedByWallet, decided);
+    t.equal(error.grpcCode, grpcCode);
+  }
+  t.equal(toWalletError(new Error('weird')).code, 'INTERNAL');
+});
+
+t.test('a closed client answers WALLET_UNAVAILABLE at once', async (t) => {
+  const client = new WalletClient({ address: '127.0.0.1:1', deadlineMs: 200 });
+  const started = Date.now();
+  await t.rejects(client.getBalance({ user_id: 'u', currency: 'USD' }), { code: 'WALLET_UNAVAILABLE' });
+  client.close();
+  await t.rejects(client.getBalance({ user_id: 'u', currency: 'USD' }), { code: 'WALLET_UNAVAILABLE' });
+  t.ok(Date.now() - started < 1000);
+  t.equal(await client.ping(50), false);
+});
