@@ -97,7 +97,9 @@ export class PhiaProcessor {
   constructor(options: ProcessorOptions) {
     this.#o = options;
     this.#waitMs = options.deadlineMs + 500;
-    this.#lockTtlMs = options.deadlineMs * 2 + 5000;
+    // Outlives the owner's work (one wallet call, a void enqueue, the store write) with a margin; if the
+    // owner dies, duplicates take over soon after.
+    this.#lockTtlMs = options.deadlineMs + 3000;
   }
 
   async balance(body: BalanceBodyT, ctx: RequestContext): Promise<Answer> {
