@@ -24,7 +24,7 @@ import { checkGrpcHealth, checkHttp, localGatewayUrl, localWalletAddress } from 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WALLET_ENTRY = join(ROOT, 'wallet-service', 'dist', 'server.js');
 const GATEWAY_ENTRY = join(ROOT, 'gateway', 'dist', 'server.js');
-const WALLET_READY_TIMEOUT_MS = Number(process.env.START_WALLET_TIMEOUT_MS || 60_000);
+const WALLET_READY_TIMEOUT_MS = Number(process.env.START_WALLET_TIMEOUT_MS || 120_000);
 const GATEWAY_READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = Number(process.env.START_STOP_TIMEOUT_MS || 20_000);
 const DEV_KEY_FILE = 'dev-signing-key';
@@ -160,11 +160,15 @@ function main() {
     process.exit(exitCode !== 0 ? exitCode : clean ? 0 : 1);
   };
 
-  let signals = 0;
+  // Under `npm start`, Ctrl-C arrives twice at once: from the terminal and forwarded by npm. Only a
+  // signal more than a second after the first forces the stop.
+  let firstSignalAt = 0;
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.on(signal, () => {
-      signals += 1;
-      if (signals === 1) {
+      const now = Date.now();
+      if (firstSignalAt !== 0 && now - firstSignalAt < 1000) return;
+      if (firstSignalAt === 0) {
+        firstSignalAt = now;
         say(`${signal}: stopping the gateway, then the wallet (again to force)`);
         void shutdown(0);
       } else {
