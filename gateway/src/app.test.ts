@@ -141,7 +141,7 @@ t.test('server.ts: starts from the environment, prints the dev key, closes on SI
   });
   t.teardown(() => server.child.kill('SIGKILL'));
   let up = false;
-  for (let i = 0; i < 100 && !up; i++) {
+  for (let i = 0; i < 200 && !up; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     up = await fetch(`http://127.0.0.1:${port}/healthz`).then(
       (res) => res.ok,
