@@ -54,7 +54,7 @@ export async function injectFault(
       await stack.redis.kill('SIGKILL');
       await sleep(downMs);
       await stack.startRedis();
-      return `down ${downMs} ms, data lost`;
+      return `down ${downMs} ms${stack.redisPersistence === 'aof' ? ', data kept (AOF)' : ', data lost'}`;
     }
     case 'redis-pause': {
       const pauseMs = rng.int(500, 3000);

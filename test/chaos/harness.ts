@@ -13,6 +13,12 @@ import { ChaosStack } from './stack.js';
 import { checkBooks, setTimeOrigin, settleAnswers, Verdict } from './verify.js';
 import { DEFAULT_WORKLOAD, Workload, type Player } from './workload.js';
 
+export interface ScheduledFault {
+  type: FaultType;
+  /** Seconds after the load starts. */
+  atSeconds: number;
+}
+
 export interface ChaosOptions {
   seed: number;
   durationSeconds: number;
@@ -22,8 +28,8 @@ export interface ChaosOptions {
   walletDeadlineMs: number;
   /** aof (default, as deployed): Redis survives a restart with its data; none: a restart loses it all. */
   redisPersistence: 'aof' | 'none';
-  /** 'random': a seeded schedule over every fault type; a list: exactly these, in this order, spread evenly. */
-  faults: 'random' | readonly FaultType[];
+  /** 'random': a seeded schedule over every fault type; a list: exactly these, each at its time. */
+  faults: 'random' | readonly ScheduledFault[];
   /** Pause between two faults of the random schedule. */
   faultGapMs: readonly [number, number];
   maxRequests: number;
@@ -106,11 +112,11 @@ export async function runChaos(partial: Partial<ChaosOptions> & { seed: number }
 
     // Heal: every process up, Redis unpaused; then the void queues must drain.
     await stack.heal();
-    pendingVoidsLeft = await drainVoids(stack, 120_000);
+    pendingVoidsLeft = await drainVoids(stack, 60_000);
     verdict.check('no pending void is left after healing', pendingVoidsLeft === 0, () => `${pendingVoidsLeft} pending`);
 
     replays = (await settleAnswers(workload, rng.fork('replay'), verdict)).replays;
-    const afterReplays = await drainVoids(stack, 60_000);
+    const afterReplays = await drainVoids(stack, 30_000);
     verdict.check('no pending void is left after the replays', afterReplays === 0, () => `${afterReplays} pending`);
     await checkBooks(stack, workload, players, verdict);
 
@@ -195,17 +201,15 @@ async function runFaults(
 ): Promise<void> {
   const userIds = players.map((player) => player.userId);
   const fixed = options.faults === 'random' ? undefined : options.faults;
-  // A fixed list is spread over the run; a random schedule draws from a shuffled bag of every type.
-  const spacing = fixed ? (until - loadStart) / (fixed.length + 1) : 0;
+  // A fixed list runs each fault at its time; a random schedule draws from a shuffled bag of every type.
   let bag: FaultType[] = [];
   for (let index = 0; ; index++) {
     let type: FaultType;
     if (fixed) {
       const next = fixed[index];
       if (next === undefined) return;
-      type = next;
-      const due = loadStart + spacing * (index + 1) - 1000;
-      await sleep(Math.max(0, due - performance.now()));
+      type = next.type;
+      await sleep(Math.max(0, loadStart + next.atSeconds * 1000 - performance.now()));
     } else {
       await sleep(rng.int(options.faultGapMs[0], options.faultGapMs[1]));
       if (bag.length === 0) bag = rng.shuffle(FAULT_TYPES);
@@ -297,6 +301,11 @@ function formatReport(data: {
   lines.push(`  pending voids after healing: ${data.pendingVoidsLeft}`);
   for (const [name, counts] of verdict.byCheck) {
     lines.push(`  ${counts.failed === 0 ? 'ok  ' : 'FAIL'} ${name}: ${counts.passed} passed, ${counts.failed} failed`);
+  }
+  if (verdict.classes.size > 0) {
+    lines.push(
+      `  answer disagreements by kind (see test/chaos/verify.ts classify): ${list(Object.fromEntries(verdict.classes))}`,
+    );
   }
   if (verdict.failures.length > 0) {
     lines.push('  failures (first 40):');

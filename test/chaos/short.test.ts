@@ -16,8 +16,18 @@ t.test(`chaos soak, short (CHAOS_SEED=${seed})`, { timeout: 110_000 }, async (t)
     durationSeconds: 20,
     players: 8,
     workers: 8,
-    // Redis first: its faults must not meet a void still pending from a wallet fault (see docs/guarantees.md).
-    faults: ['redis-restart', 'redis-pause', 'gateway-kill', 'pg-kill', 'wallet-kill', 'wallet-slow'],
+    // One component at a time, wallet-side faults before Redis ones with time for the voids to drain in
+    // between: a Redis outage that meets a pending void, or a wallet outage that meets a duplicate whose
+    // first answer Redis never stored, breaks the answers today (docs/guarantees.md, "Known gaps");
+    // the random schedule of `npm run chaos` does combine them.
+    faults: [
+      { type: 'wallet-kill', atSeconds: 1.5 },
+      { type: 'wallet-slow', atSeconds: 5.5 },
+      { type: 'pg-kill', atSeconds: 8.5 },
+      { type: 'gateway-kill', atSeconds: 10.5 },
+      { type: 'redis-pause', atSeconds: 15 },
+      { type: 'redis-restart', atSeconds: 18 },
+    ],
     log: (line) => lines.push(line),
   });
   t.comment(lines.join('\n'));

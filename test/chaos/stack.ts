@@ -59,6 +59,10 @@ export class ChaosStack {
     this.pool.on('error', () => {});
   }
 
+  get redisPersistence(): 'aof' | 'none' {
+    return this.#options.redisPersistence;
+  }
+
   get walletAddress(): string {
     return `127.0.0.1:${this.walletPort}`;
   }

@@ -16,6 +16,12 @@ export class Verdict {
   failed = 0;
   readonly byCheck = new Map<string, { passed: number; failed: number }>();
   readonly failures: string[] = [];
+  /** Answer disagreements by what kind they are (see classify). */
+  readonly classes = new Map<string, number>();
+
+  classify(name: string): void {
+    this.classes.set(name, (this.classes.get(name) ?? 0) + 1);
+  }
 
   check(name: string, ok: boolean, detail: () => string): boolean {
     const entry = this.byCheck.get(name) ?? { passed: 0, failed: 0 };
@@ -55,6 +61,25 @@ function show(attempt: {
   return `${attempt.role ?? ''}@gw${attempt.gateway ?? '?'}${when} ${attempt.status ?? 'none'} ${attempt.body}`;
 }
 
+const UNDECIDED = new Set([500, 503, 504]);
+
+/**
+ * What kind of disagreement a duplicate's answer is, for the report:
+ *   A: the first answer was an undecided error (500/503/504, voided by the gateway) and a later copy
+ *      got another answer: it reached the wallet before the void did (idempotency store unavailable
+ *      or without the answer).
+ *   B: the first answer was final (200 or a ledger decline) and a later copy got an undecided error:
+ *      the store had no answer and the wallet could not answer in time; the gateway then voids the
+ *      request, which undoes the FIRST copy when that one was applied.
+ */
+function classify(first: { status: number | undefined }, later: { status: number | undefined }): string {
+  const firstUndecided = first.status !== undefined && UNDECIDED.has(first.status);
+  const laterUndecided = later.status !== undefined && UNDECIDED.has(later.status);
+  if (firstUndecided && !laterUndecided) return `A: first ${first.status}, later ${later.status}`;
+  if (!firstUndecided && laterUndecided) return `B: first ${first.status}, later ${later.status}`;
+  return `other: first ${first.status}, later ${later.status}`;
+}
+
 async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -72,6 +97,7 @@ export async function settleAnswers(workload: Workload, rng: Rng, verdict: Verdi
     if (first !== undefined) op.truth = { status: first.status as number, body: first.body };
     if (real.length > 1) {
       const differing = real.filter((attempt) => !same(attempt, real[0] as Attempt));
+      for (const attempt of differing) verdict.classify(classify(real[0] as Attempt, attempt));
       verdict.check(
         'every duplicate got the same answer as its original',
         differing.length === 0,
@@ -98,6 +124,7 @@ export async function settleAnswers(workload: Workload, rng: Rng, verdict: Verdi
       verdict.check('every request settles with an answer after healing', true, () => '');
     } else {
       const truth = op.truth;
+      if (!same(attempt, truth)) verdict.classify(`replay ${classify(truth, attempt)}`);
       verdict.check(
         'a replay after healing gets the first answer',
         same(attempt, truth),
