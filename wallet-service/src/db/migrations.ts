@@ -93,6 +93,15 @@ CREATE TABLE sessions (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'attempt_id',
+    sql: `
+-- The attempt (gateway request id) whose call decided the outcome: a Void names its own attempt, so it
+-- never undoes what a duplicate applied and answered.
+ALTER TABLE transactions ADD COLUMN attempt_id text;
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<number[]> {

@@ -324,6 +324,21 @@ t.test('a void carrying a fingerprint only touches the request it was meant for'
   t.equal(await balanceOf(user), '97.00');
 });
 
+t.test('a void naming its attempt undoes only what that attempt applied', async (t) => {
+  const user = await fundedPlayer();
+  // Attempt a-1 applied and was answered 200; a duplicate (attempt a-2) was answered with an error.
+  const bet = game(user, { attempt_id: 'a-1' });
+  await ledger.bet(bet);
+  const kept = await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, attempt_id: 'a-2' });
+  t.equal(kept.outcome, 'kept');
+  t.equal(await balanceOf(user), '90.00', 'the 200 stands');
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: bet.tx_id })).status, 'applied');
+  // The attempt that applied it was answered with an error itself: its void reverses it.
+  const reversed = await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, attempt_id: 'a-1' });
+  t.equal(reversed.outcome, 'reversed');
+  t.equal(await balanceOf(user), '100.00');
+});
+
 t.test('the books balance after all of the above', async (t) => {
   const report = await ledger.checkBooks();
   t.same(report, { unbalancedCurrencies: [], driftedAccounts: [], negativeAccounts: [] });

@@ -54,6 +54,8 @@ export interface MoneyInput {
   session_id?: string;
   game_id?: string;
   bet_tx_id?: string;
+  /** Names this attempt (the caller's request id); stored with the outcome it decides. */
+  attempt_id?: string;
 }
 
 export interface MoneyAnswer {
@@ -62,7 +64,7 @@ export interface MoneyAnswer {
   tx_id: string;
 }
 
-export type VoidOutcome = 'reversed' | 'tombstoned' | 'already_voided' | 'declined' | 'not_matching';
+export type VoidOutcome = 'reversed' | 'tombstoned' | 'already_voided' | 'declined' | 'not_matching' | 'kept';
 
 export interface VoidAnswer {
   kind: LedgerKind;
@@ -119,6 +121,7 @@ interface TransactionRow {
   balance_after: string | null;
   refunded_amount: string;
   created_at: string;
+  attempt_id: string | null;
 }
 
 /** What a money request decided inside its transaction; turned into an answer after COMMIT. */
@@ -126,7 +129,7 @@ type Decision = { status: 'applied'; balance: bigint } | { status: 'declined'; c
 type AppliedDecision = { status: 'applied'; balance: bigint; transactionId: string };
 
 const TX_COLUMNS = `id::text, kind, tx_id, status, fingerprint, error_code, user_id, currency, amount::text,
-  round_id, game_session_id, bet_tx_id, balance_after::text, refunded_amount::text, created_at::text`;
+  round_id, game_session_id, bet_tx_id, balance_after::text, refunded_amount::text, created_at::text, attempt_id`;
 
 const FIELD_LIMITS = {
   tx_id: 128,
@@ -134,6 +137,7 @@ const FIELD_LIMITS = {
   round_id: 128,
   game_session_id: 128,
   bet_tx_id: 128,
+  attempt_id: 128,
   session_id: 256,
   game_id: 128,
 } as const;
@@ -292,6 +296,7 @@ export class Ledger {
       bet_tx_id: kind === 'win' || kind === 'refund' ? field(input, 'bet_tx_id', false) : '',
       session_id: isGameRequest ? field(input, 'session_id', false) : '',
       game_id: isGameRequest ? field(input, 'game_id', false) : '',
+      attempt_id: field(input, 'attempt_id', false),
     };
     const decimals = currencyDecimals(this.currencies, request.currency);
     if (typeof input.amount !== 'string') throw new PhiaError('INVALID_REQUEST', 'amount must be a decimal string');
@@ -479,10 +484,11 @@ export class Ledger {
    * seen. Idempotent. `errorCode` is what the caller answered; a later duplicate replays it.
    */
   async voidTransaction(
-    input: { kind: string; tx_id: string; error_code?: string; fingerprint?: string },
+    input: { kind: string; tx_id: string; error_code?: string; fingerprint?: string; attempt_id?: string },
     ctx: CallContext = {},
   ): Promise<VoidAnswer> {
     const fingerprint = typeof input.fingerprint === 'string' && input.fingerprint !== '' ? input.fingerprint : null;
+    const attemptId = field(input, 'attempt_id', false);
     const kind = this.ledgerKind(input.kind);
     const txId = field(input, 'tx_id', true);
     const errorCode: ErrorCode = isErrorCode(input.error_code) ? (input.error_code as ErrorCode) : 'WALLET_TIMEOUT';
@@ -522,6 +528,11 @@ export class Ledger {
         return answer('not_matching');
       }
       if (row.status === 'voided') return answer('already_voided');
+      // Applied by another attempt: a duplicate that got its own answer (200). Undoing it would break
+      // that answer; the attempt this void speaks for never applied anything.
+      if (row.status === 'applied' && attemptId !== '' && row.attempt_id !== null && row.attempt_id !== attemptId) {
+        return answer('kept');
+      }
       if (row.status === 'tombstone') return answer('tombstoned');
       if (row.status === 'declined') return answer('declined');
       if (!account || row.currency === null) throw new PhiaError('ACCOUNT_NOT_FOUND');
@@ -788,10 +799,10 @@ export class Ledger {
   private async storeDeclined(tx: Queryable, record: RecordFields, code: ErrorCode): Promise<Decision> {
     const made = await tx.query<{ id: string }>(
       `INSERT INTO transactions (kind, tx_id, status, fingerprint, error_code, user_id, currency, amount, round_id,
-         game_session_id, bet_tx_id, session_id, game_id)
-       VALUES ($1, $2, 'declined', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         game_session_id, bet_tx_id, session_id, game_id, attempt_id)
+       VALUES ($1, $2, 'declined', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
        ON CONFLICT (kind, tx_id) DO NOTHING RETURNING id::text`,
-      [record.kind, record.tx_id, record.fingerprint, code, ...recordParams(record)],
+      [record.kind, record.tx_id, record.fingerprint, code, ...recordParams(record), record.attempt_id || null],
     );
     if (!made.rows[0]) throw new RetryTransaction();
     return { status: 'declined', code };
@@ -812,8 +823,8 @@ export class Ledger {
     const made = await tx.query<{ id: string }>(
       `WITH t AS (
          INSERT INTO transactions (kind, tx_id, status, fingerprint, user_id, currency, amount, round_id,
-           game_session_id, bet_tx_id, session_id, game_id, balance_after)
-         VALUES ($1, $2, 'applied', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           game_session_id, bet_tx_id, session_id, game_id, attempt_id, balance_after)
+         VALUES ($1, $2, 'applied', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16, $12)
          ON CONFLICT (kind, tx_id) DO NOTHING RETURNING id
        ), player AS (
          UPDATE accounts SET balance = balance + $14::numeric, updated_at = now()
@@ -834,6 +845,7 @@ export class Ledger {
         accountId,
         formatAmount(delta, decimals),
         counterAccountId,
+        record.attempt_id || null,
       ],
     );
     const id = made.rows[0]?.id;
@@ -887,6 +899,7 @@ interface RecordFields {
   bet_tx_id: string;
   session_id: string;
   game_id: string;
+  attempt_id: string;
 }
 
 /** user_id … game_id, in the column order both INSERTs use. */
