@@ -31,6 +31,7 @@ import {
   type Player,
 } from './lib/phia.js';
 import {
+  cpuMeter,
   installSignalHandlers,
   onCleanup,
   round1,
@@ -134,13 +135,19 @@ async function main(): Promise<number> {
     url: string,
     warmup: autocannon.Request[] | undefined,
     requests: autocannon.Request[],
-  ): Promise<{ load: LoadResult; rssMb: { gateway: number; wallet: number } }> => {
+  ): Promise<{
+    load: LoadResult;
+    rssMb: { gateway: number; wallet: number };
+    cpuUs: { gateway: number; wallet: number };
+  }> => {
     if (options.warmupS > 0 && warmup !== undefined) {
       await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests: warmup });
     }
     rssWindow();
+    const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
     const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
-    return { load, rssMb: rssWindow() };
+    const used = cpu(load.responses);
+    return { load, rssMb: rssWindow(), cpuUs: { gateway: used.gateway ?? NaN, wallet: used.wallet ?? NaN } };
   };
 
   const runPath = async (
@@ -149,7 +156,7 @@ async function main(): Promise<number> {
     requests: autocannon.Request[],
     extra: string[] = [],
   ) => {
-    const { load, rssMb } = await measure(stack.gatewayUrl, warmup, requests);
+    const { load, rssMb, cpuUs } = await measure(stack.gatewayUrl, warmup, requests);
     gatewayLoadedS += load.durationS + options.warmupS;
     const { baseline, target } = BASELINE_OF[path];
     const base = baselines[baseline];
@@ -160,11 +167,12 @@ async function main(): Promise<number> {
       ratio: base === undefined || base.rps === 0 ? undefined : Math.round((1000 * load.okRps) / base.rps) / 1000,
       target,
       rssMb,
+      cpuUsPerRequest: cpuUs,
       notes: extra,
     };
     paths.push(result);
     say(
-      `${path}: ${load.okRps} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms, non-2xx ${load.non2xx}, errors ${load.errors}${result.ratio === undefined ? '' : `, ${Math.round(result.ratio * 100)}% of ${baseline}`} (${elapsed()})`,
+      `${path}: ${load.okRps} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms, non-2xx ${load.non2xx}, errors ${load.errors}, CPU/request gateway ${cpuUs.gateway} µs wallet ${cpuUs.wallet} µs${result.ratio === undefined ? '' : `, ${Math.round(result.ratio * 100)}% of ${baseline}`} (${elapsed()})`,
     );
     if (load.non2xx > 0) say(`  ${path} status codes: ${JSON.stringify(load.statusCodes)}`);
     return result;
@@ -314,7 +322,8 @@ async function main(): Promise<number> {
   console.log('');
   console.log(formatTable(paths, baselines));
   console.log(
-    `\nreq/s counts 2xx answers; ratio = path req/s / baseline req/s; '!' marks p99 >= ${P99_TARGET_MS} ms; RSS = peak during the measured run.`,
+    `\nreq/s counts 2xx answers; ratio = path req/s / baseline req/s; '!' marks p99 >= ${P99_TARGET_MS} ms; RSS = peak during the measured run;\n` +
+      'us/req = CPU time (user+system) per answer: gateway and wallet for paths; for baselines the server process (fastify, echo front, DB loop) and the echo server.',
   );
   console.log('\ntargets (issue 6):');
   for (const target of targets) console.log(`  ${target.ok ? 'met   ' : 'MISSED'} ${target.name}: ${target.detail}`);
@@ -368,11 +377,12 @@ async function startChild(name: string, script: string, args: string[]): Promise
   return { child, port: Number(line.split(' ')[1]) };
 }
 
-function baselineOf(name: string, describe: string, load: LoadResult): BaselineResult {
+function baselineOf(name: string, describe: string, load: LoadResult, cpuUs: number): BaselineResult {
   return {
     name,
     describe,
     rps: load.okRps,
+    cpuUsPerRequest: cpuUs,
     latencyMs: { p50: load.latencyMs.p50, p99: load.latencyMs.p99, max: load.latencyMs.max },
     non2xx: load.non2xx,
     errors: load.errors,
@@ -385,12 +395,15 @@ async function fastifyBaseline(players: Player[], key: string): Promise<Baseline
   const url = `http://127.0.0.1:${port}`;
   if (options.warmupS > 0)
     await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests });
+  const cpu = cpuMeter({ server: child.pid });
   const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
+  const cpuUs = cpu(load.responses).server ?? NaN;
   await child.stop(3000);
   const result = baselineOf(
     'fastify',
     'bare Fastify POST route, @fastify/helmet + @fastify/under-pressure, default JSON parser, no logging, fixed JSON answer; same bet-sized signed body (not verified); own process',
     load,
+    cpuUs,
   );
   say(`baseline fastify: ${result.rps} req/s, p99 ${result.latencyMs.p99} ms (${elapsed()})`);
   return result;
@@ -403,14 +416,18 @@ async function grpcEchoBaseline(players: Player[], key: string): Promise<Baselin
   const requests = balanceRequests(key, players, '/echo');
   if (options.warmupS > 0)
     await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests });
+  const cpu = cpuMeter({ front: front.child.pid, server: server.child.pid });
   const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
+  const used = cpu(load.responses);
   await front.child.stop(3000);
   await server.child.stop(3000);
   const result = baselineOf(
     'grpc-echo',
     'Fastify route (same plugins, own process) making one grpc-js unary call per request on one channel to an echo server (own process) that answers at once; balance bodies',
     load,
+    used.front ?? NaN,
   );
+  result.cpuUsPerRequestEchoServer = used.server ?? NaN;
   say(`baseline grpc-echo: ${result.rps} req/s, p99 ${result.latencyMs.p99} ms (${elapsed()})`);
   return result;
 }
@@ -437,11 +454,13 @@ async function dbBetBaseline(stack: Stack): Promise<BaselineResult> {
     latencyMs: { p50: number; p99: number; max: number };
     errors: number;
     errorCodes: Record<string, number>;
+    cpuUsPerBet: number;
   };
   const result: BaselineResult = {
     name: 'db-bet',
     describe: `the wallet's Ledger.bet on PostgreSQL (same SQL, pool of ${Number(process.env.DB_POOL_SIZE || 16)} like the wallet, same deadline), ${options.connections} concurrent loops in one process, no HTTP or gRPC`,
     rps: parsed.rps,
+    cpuUsPerRequest: parsed.cpuUsPerBet,
     latencyMs: parsed.latencyMs,
     non2xx: 0,
     errors: parsed.errors,

@@ -88,7 +88,9 @@ async function phase(seconds: number, latencies?: number[]): Promise<number> {
 if (options.warmupS > 0) await phase(options.warmupS);
 errors = 0;
 const latencies: number[] = [];
+const cpuBefore = process.cpuUsage();
 const durationS = await phase(options.durationS, latencies);
+const cpu = process.cpuUsage(cpuBefore);
 const stats = percentiles(latencies);
 const r2 = (value: number) => Math.round(value * 100) / 100;
 console.log(
@@ -101,6 +103,7 @@ console.log(
     durationS: r2(durationS),
     workers: options.workers,
     poolSize: options.poolSize,
+    cpuUsPerBet: stats.count > 0 ? Math.round((cpu.user + cpu.system) / stats.count) : NaN,
   })}`,
 );
 await db.close();

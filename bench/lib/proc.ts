@@ -255,6 +255,35 @@ export class RssSampler {
   }
 }
 
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat (10 ms resolution). */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    return (ticks * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
+/** CPU used by some processes between start() and the returned function's call, in µs per request. */
+export function cpuMeter(pids: Record<string, number>): (requests: number) => Record<string, number> {
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)]));
+  return (requests) => {
+    const result: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(pids)) {
+      const used = cpuMs(pid) - (before[name] ?? NaN);
+      result[name] = requests > 0 ? Math.round((used * 1000) / requests) : NaN;
+    }
+    return result;
+  };
+}
+
 export function round1(value: number): number {
   return Math.round(value * 10) / 10;
 }

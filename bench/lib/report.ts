@@ -6,6 +6,9 @@ export interface BaselineResult {
   name: string;
   describe: string;
   rps: number;
+  /** CPU of the baseline's server process (the Fastify front, the DB loop process) per request, µs. */
+  cpuUsPerRequest: number;
+  cpuUsPerRequestEchoServer?: number;
   latencyMs: { p50: number; p99: number; max: number };
   non2xx: number;
   errors: number;
@@ -18,6 +21,8 @@ export interface PathResult {
   ratio: number | undefined;
   target: number | undefined;
   rssMb: { gateway: number; wallet: number };
+  /** CPU time used per answered request during the measured run, µs (noise-robust cost). */
+  cpuUsPerRequest: { gateway: number; wallet: number };
   notes: string[];
 }
 
@@ -75,6 +80,8 @@ export function formatTable(paths: PathResult[], baselines: Record<string, Basel
       targetText,
       result.rssMb.gateway.toFixed(0),
       result.rssMb.wallet.toFixed(0),
+      String(result.cpuUsPerRequest.gateway),
+      String(result.cpuUsPerRequest.wallet),
     ]);
   }
   for (const base of Object.values(baselines)) {
@@ -91,6 +98,8 @@ export function formatTable(paths: PathResult[], baselines: Record<string, Basel
       '',
       '',
       '',
+      String(base.cpuUsPerRequest),
+      base.cpuUsPerRequestEchoServer === undefined ? '' : String(base.cpuUsPerRequestEchoServer),
     ]);
   }
   const line = (cells: string[]) => cells.map((cell, i) => pad(cell, widths[i] ?? 8, i === 0 || i === 6)).join('  ');
@@ -99,18 +108,18 @@ export function formatTable(paths: PathResult[], baselines: Record<string, Basel
 
 export function markdownTable(paths: PathResult[], baselines: Record<string, BaselineResult>): string {
   const lines = [
-    '| path | req/s (2xx) | p50 ms | p99 ms | max ms | non-2xx | baseline (req/s) | ratio | target | gateway peak RSS MB | wallet peak RSS MB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |',
+    '| path | req/s (2xx) | p50 ms | p99 ms | max ms | non-2xx | baseline (req/s) | ratio | target | gateway peak RSS MB | wallet peak RSS MB | gateway CPU µs/req | wallet CPU µs/req |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |',
   ];
   for (const result of paths) {
     const base = result.baseline === undefined ? undefined : baselines[result.baseline];
     lines.push(
-      `| ${result.path} | ${result.load.okRps} | ${result.load.latencyMs.p50.toFixed(1)} | ${result.load.latencyMs.p99.toFixed(1)} | ${result.load.latencyMs.max.toFixed(0)} | ${result.load.non2xx + result.load.errors} | ${base ? `${base.name} (${base.rps})` : '-'} | ${result.ratio === undefined ? '-' : `${Math.round(result.ratio * 100)}%`} | ${result.target === undefined ? '-' : `>= ${Math.round(result.target * 100)}% ${result.ratio !== undefined && result.ratio >= result.target ? 'met' : 'missed'}`} | ${result.rssMb.gateway.toFixed(0)} | ${result.rssMb.wallet.toFixed(0)} |`,
+      `| ${result.path} | ${result.load.okRps} | ${result.load.latencyMs.p50.toFixed(1)} | ${result.load.latencyMs.p99.toFixed(1)} | ${result.load.latencyMs.max.toFixed(0)} | ${result.load.non2xx + result.load.errors} | ${base ? `${base.name} (${base.rps})` : '-'} | ${result.ratio === undefined ? '-' : `${Math.round(result.ratio * 100)}%`} | ${result.target === undefined ? '-' : `>= ${Math.round(result.target * 100)}% ${result.ratio !== undefined && result.ratio >= result.target ? 'met' : 'missed'}`} | ${result.rssMb.gateway.toFixed(0)} | ${result.rssMb.wallet.toFixed(0)} | ${result.cpuUsPerRequest.gateway} | ${result.cpuUsPerRequest.wallet} |`,
     );
   }
   for (const base of Object.values(baselines)) {
     lines.push(
-      `| baseline ${base.name} | ${base.rps} | ${base.latencyMs.p50.toFixed(1)} | ${base.latencyMs.p99.toFixed(1)} | ${base.latencyMs.max.toFixed(0)} | ${base.non2xx + base.errors} | | | | | |`,
+      `| baseline ${base.name} | ${base.rps} | ${base.latencyMs.p50.toFixed(1)} | ${base.latencyMs.p99.toFixed(1)} | ${base.latencyMs.max.toFixed(0)} | ${base.non2xx + base.errors} | | | | | | ${base.cpuUsPerRequest} | ${base.cpuUsPerRequestEchoServer ?? ''} |`,
     );
   }
   return lines.join('\n');

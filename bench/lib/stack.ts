@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { walletTestClient, WalletCallError, type WalletTestClient } from '../../test/helpers/wallet-client.js';
@@ -77,11 +78,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   );
   onCleanup(async () => void (await redisProcess.stop(5000)));
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  // Reconnects every 50 ms until redis-server listens; a ping waits for the connection meanwhile.
+  const redis = new Redis(redisUrl, { retryStrategy: () => 50, maxRetriesPerRequest: null });
   redis.on('error', () => {});
   await waitUntil(
     'redis',
-    async () => (await redis.connect().then(() => redis.ping())) === 'PONG',
+    async () => (await Promise.race([redis.ping(), sleep(1000).then(() => 'no answer')])) === 'PONG',
     10_000,
     redisProcess,
   );
