@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
 import t from 'tap';
 import { createTestSchema } from '../../../test/helpers/postgres.js';
 import { isConnectionFailure } from './database.js';
@@ -28,4 +29,27 @@ t.test('a backend terminated in the middle of a transaction fails that transacti
   for (let i = 0; i < 3; i++) {
     t.equal(await db.transaction(async (tx) => (await tx.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n), 1);
   }
+});
+
+t.test('an error in the instant a client is handed out is kept too', async (t) => {
+  // Found by the chaos soak, after the fix above: a backend terminated while its connection was being
+  // opened sends its FATAL in the same packet as ReadyForQuery, so the client emits 'error' after the
+  // pool stopped listening and before `await pool.connect()` resumes the caller: the wallet died.
+  const schema = await createTestSchema('pgacquire');
+  t.teardown(() => schema.drop());
+  const db = await openDatabase({ databaseUrl: schema.databaseUrl, schema: schema.schema, poolSize: 2 });
+  t.teardown(() => db.close());
+  const pool = (db as unknown as { pool: pg.Pool }).pool;
+  let inject = true;
+  pool.on('acquire', (client) => {
+    if (!inject) return;
+    inject = false;
+    // Runs after the pool dropped its listener, before the awaiting caller gets the client.
+    queueMicrotask(() => client.emit('error', new Error('Connection terminated unexpectedly')));
+  });
+  // Here the connection is in fact fine, so the transaction may succeed; what matters is that the
+  // error is handled (an unhandled 'error' event fails this test) and the client is not reused.
+  await db.transaction(async (tx) => tx.query('SELECT 1')).catch(() => undefined);
+  t.equal(pool.totalCount, 0, 'the client that saw an error was destroyed, not pooled');
+  t.equal(await db.transaction(async (tx) => (await tx.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n), 1);
 });

@@ -34,7 +34,6 @@ class PostgresDatabase implements Database {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
-    const client = await this.pool.connect();
     let broken: Error | undefined;
     // While checked out the pool no longer listens for the client's 'error': a backend terminated
     // between two statements (pg_terminate_backend, a failover) would be an unhandled 'error' event
@@ -42,7 +41,19 @@ class PostgresDatabase implements Database {
     const onError = (error: Error) => {
       broken = error;
     };
-    client.on('error', onError);
+    // The listener goes on inside the pool's callback, synchronously: after `await pool.connect()` it
+    // would come a microtask late, and a FATAL that arrived with the connection's ReadyForQuery is
+    // emitted in between.
+    const client = await new Promise<pg.PoolClient>((resolve, reject) => {
+      this.pool.connect((error, acquired) => {
+        if (error || acquired === undefined) {
+          reject(error ?? new Error('no client from the pool'));
+          return;
+        }
+        acquired.on('error', onError);
+        resolve(acquired);
+      });
+    });
     try {
       await client.query(beginStatement(options));
       const tx: Queryable = {
