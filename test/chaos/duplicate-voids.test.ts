@@ -1,17 +1,17 @@
 /**
- * Two gaps the chaos soak found in the current design, reproduced step by step on the real stack
- * (docs/guarantees.md, "Known gaps"). The assertions state what the contract promises; they are
- * marked todo until the gaps are closed, so that they pass then and someone removes the marks.
+ * Two gaps the chaos soak found, reproduced step by step on the real stack, now closed:
+ * B: a Void names the attempt that was answered with the error, and the wallet keeps what another
+ *    attempt applied and answered 200 (outcome "kept").
+ * A: a gateway remembers the voids it queued until the wallet confirms them, and answers a duplicate
+ *    that cannot read the idempotency store with the first (error) answer instead of asking the wallet.
+ * (A duplicate sent to ANOTHER gateway while Redis is unreachable is still the open case: see
+ * docs/guarantees.md.)
  */
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { WalletCallError } from '../helpers/wallet-client.js';
 import { post, sign } from './phia-client.js';
 import { ChaosStack, waitFor } from './stack.js';
-
-const TODO_B = 'open: a void must undo only what its own attempt applied (docs/guarantees.md, Known gaps)';
-const TODO_A =
-  'open: a copy that bypasses the idempotency store cannot see a pending void (docs/guarantees.md, Known gaps)';
 
 const stack = new ChaosStack({
   runId: `gap${randomBytes(4).toString('hex')}`,
@@ -80,7 +80,7 @@ async function voidsDrained(): Promise<void> {
   });
 }
 
-t.test('B: a 200 is undone when a duplicate meets a wallet outage and Redis never stored the 200', async (t) => {
+t.test('B: a 200 stays when a duplicate meets a wallet outage and Redis never stored the 200', async (t) => {
   const user = `${stack.runId}-b`;
   const body = bet(user, `${user}-tx`);
   await fund(user);
@@ -101,12 +101,12 @@ t.test('B: a 200 is undone when a duplicate meets a wallet outage and Redis neve
   await stack.startWallet();
   await voidsDrained();
 
-  // 3. The Void undid the bet that was answered 200.
-  t.equal(await stored(`${user}-tx`), 'applied', 'a bet answered 200 stays applied', { todo: TODO_B });
-  t.equal(await balance(user), '90.00', 'the debit answered 200 stays', { todo: TODO_B });
+  // 3. The Void names the duplicate's attempt: the bet answered 200 stays.
+  t.equal(await stored(`${user}-tx`), 'applied', 'a bet answered 200 stays applied');
+  t.equal(await balance(user), '90.00', 'the debit answered 200 stays');
 });
 
-t.test('A: a duplicate is applied and answered 200 after the first copy was answered 503', async (t) => {
+t.test('A: a duplicate gets the first 503 while its void is pending and Redis is unreachable', async (t) => {
   const user = `${stack.runId}-a`;
   const body = bet(user, `${user}-tx`);
   await fund(user);
@@ -121,10 +121,10 @@ t.test('A: a duplicate is applied and answered 200 after the first copy was answ
   await stack.startWallet();
   await ready((status) => status.wallet === 'ok');
 
-  // 3. A duplicate: the gateway cannot see the stored 503 nor the pending Void, and asks the wallet.
+  // 3. A duplicate: the gateway cannot read Redis, but remembers the Void it queued: same 503.
   const duplicate = await send(body);
   stack.redis.resume();
-  t.equal(duplicate.status, 503, 'a duplicate gets the first answer', { todo: TODO_A });
+  t.equal(duplicate.status, 503, 'a duplicate gets the first answer');
 
   // 4. The Void arrives later and reverses what the duplicate applied: the money follows the first answer.
   await voidsDrained();

@@ -4,6 +4,7 @@
  * and return the final answer. Answers are returned as exact body text, so that a replay is the
  * same bytes as the first answer.
  */
+import { randomUUID } from 'node:crypto';
 import {
   currencyDecimals,
   formatAmount,
@@ -160,7 +161,9 @@ export class PhiaProcessor {
     }
 
     try {
-      const answer = await this.#callWallet(kind, body, { amount, betTxId, decimals, fingerprint }, ctx);
+      const answer =
+        this.#answerOfPendingVoid(kind, body.tx_id, fingerprint) ??
+        (await this.#callWallet(kind, body, { amount, betTxId, decimals, fingerprint }, ctx));
       if (begin.kind === 'acquired') {
         if (NOT_THE_KEYS_ANSWER.has(answer.code)) {
           // The wallet holds other content under this key (or is still running another copy): the
@@ -180,6 +183,19 @@ export class PhiaProcessor {
     }
   }
 
+  /**
+   * A void this gateway queued for this key and the wallet has not confirmed yet means the first copy
+   * was answered with that error: a duplicate gets the same answer (the cache may be unreachable) and
+   * never reaches the wallet, where it could apply before the void lands.
+   */
+  #answerOfPendingVoid(kind: MoneyKind, txId: string, fingerprint: string): Answer | undefined {
+    const pending = this.#o.voids.pendingFor(kind, txId);
+    if (pending === undefined) return undefined;
+    if (pending.fingerprint !== '' && pending.fingerprint !== fingerprint) return errorToAnswer('IDEMPOTENCY_MISMATCH');
+    this.#o.metrics?.replays.inc({ action: kind });
+    return { ...errorToAnswer(pending.error_code), replayed: true };
+  }
+
   /** The one wallet call; every failure becomes an error answer, undecided ones voided first. */
   async #callWallet(
     kind: MoneyKind,
@@ -189,6 +205,8 @@ export class PhiaProcessor {
   ): Promise<Answer> {
     const { amount, betTxId, decimals, fingerprint } = request;
     const metrics = this.#o.metrics;
+    // Names this attempt in the ledger, so its void (if any) undoes only what this attempt applied.
+    const attemptId = randomUUID();
     try {
       const sessionId = optional(body.session_id);
       const gameId = optional(body.game_id);
@@ -204,6 +222,7 @@ export class PhiaProcessor {
           ...(sessionId === undefined ? {} : { session_id: sessionId }),
           ...(gameId === undefined ? {} : { game_id: gameId }),
           ...(betTxId === undefined ? {} : { bet_tx_id: betTxId }),
+          attempt_id: attemptId,
         },
         { requestId: ctx.requestId },
       );
@@ -217,7 +236,13 @@ export class PhiaProcessor {
       this.#logWalletError(error, ctx, kind);
       if (needsVoid(code)) {
         // Rule 5: queued before the answer leaves, so the request can never apply afterwards.
-        const where = await this.#o.voids.enqueue({ kind, tx_id: body.tx_id, error_code: code, fingerprint });
+        const where = await this.#o.voids.enqueue({
+          kind,
+          tx_id: body.tx_id,
+          error_code: code,
+          fingerprint,
+          attempt_id: attemptId,
+        });
         metrics?.voidsEnqueued.inc({ kind, backend: where });
         ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'void queued for an undecided error answer');
       }

@@ -16,6 +16,11 @@ export interface VoidJob {
    * different request stored under the same tx_id ("not_matching"). Empty: void whatever is there.
    */
   fingerprint: string;
+  /**
+   * The attempt (request id) answered with the error: the wallet leaves alone what another attempt
+   * applied and answered ("kept"). Empty: no attempt named.
+   */
+  attempt_id: string;
 }
 
 export interface ClaimedVoid {
@@ -37,14 +42,26 @@ export interface VoidBackend {
 }
 
 function member(job: VoidJob): string {
-  return JSON.stringify([job.kind, job.tx_id, job.error_code, job.fingerprint]);
+  return JSON.stringify([job.kind, job.tx_id, job.error_code, job.fingerprint, job.attempt_id]);
 }
 
 function parseMember(text: string): VoidJob | undefined {
   try {
-    const [kind, txId, code, fingerprint] = JSON.parse(text) as [MoneyKind, string, ErrorCode, string?];
+    const [kind, txId, code, fingerprint, attemptId] = JSON.parse(text) as [
+      MoneyKind,
+      string,
+      ErrorCode,
+      string?,
+      string?,
+    ];
     if (typeof kind === 'string' && typeof txId === 'string' && typeof code === 'string') {
-      return { kind, tx_id: txId, error_code: code, fingerprint: typeof fingerprint === 'string' ? fingerprint : '' };
+      return {
+        kind,
+        tx_id: txId,
+        error_code: code,
+        fingerprint: typeof fingerprint === 'string' ? fingerprint : '',
+        attempt_id: typeof attemptId === 'string' ? attemptId : '',
+      };
     }
   } catch {
     // fall through

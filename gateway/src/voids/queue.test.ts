@@ -24,6 +24,7 @@ const job = (tx: string): VoidJob => ({
   tx_id: tx,
   error_code: 'WALLET_TIMEOUT',
   fingerprint: `fp-${tx}`,
+  attempt_id: `attempt-${tx}`,
 });
 
 /** A wallet that fails the first `failures` voids of each tx, and records every attempt. */
@@ -83,6 +84,24 @@ for (const backend of ['memory', 'redis'] as const) {
     t.equal(await queue.drainOnce(), 1);
     t.equal(await queue.drainOnce(), 0);
     t.equal(wallet.attempts.get('t2'), 1);
+  });
+
+  t.test(`${backend}: a void stays visible by key until the wallet confirms it`, async (t) => {
+    const wallet = flakyWallet(1);
+    const queue = new VoidQueue({
+      send: wallet.send,
+      baseDelayMs: 1,
+      ...(backend === 'redis' ? { durable: new RedisVoidBackend(redis, `${prefix}c:`) } : {}),
+    });
+    t.equal(queue.pendingFor('bet', 't3'), undefined);
+    await queue.enqueue(job('t3'));
+    t.same(queue.pendingFor('bet', 't3'), job('t3'));
+    t.equal(queue.pendingFor('win', 't3'), undefined, 'keyed by kind too');
+    t.equal(await queue.drainOnce(), 0, 'the first delivery fails');
+    t.same(queue.pendingFor('bet', 't3'), job('t3'), 'still pending');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    t.equal(await queue.drainOnce(), 1);
+    t.equal(queue.pendingFor('bet', 't3'), undefined, 'forgotten once confirmed');
   });
 }
 

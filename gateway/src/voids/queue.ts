@@ -27,6 +27,12 @@ export interface VoidQueueOptions {
   onBackendError?: (backend: string, error: unknown) => void;
 }
 
+const MAX_REMEMBERED = 100_000;
+
+function pendingKey(kind: string, txId: string): string {
+  return `${kind}\u0000${txId}`;
+}
+
 export class VoidQueue {
   readonly #send: VoidQueueOptions['send'];
   readonly #durable: VoidBackend | undefined;
@@ -42,6 +48,12 @@ export class VoidQueue {
   #wake: (() => void) | undefined;
   #kicked = false;
   #lastCount = 0;
+  /**
+   * Voids this gateway enqueued and has not seen confirmed, by (kind, tx_id). A duplicate that cannot
+   * read the idempotency store (Redis down) looks here before asking the wallet, so it gets the first
+   * answer instead of applying a request whose void is still on its way.
+   */
+  readonly #pendingByKey = new Map<string, VoidJob>();
 
   constructor(options: VoidQueueOptions) {
     this.#options = options;
@@ -70,9 +82,26 @@ export class VoidQueue {
       }
     }
     if (where === 'memory') await this.#memory.add(job, now);
+    this.#remember(job);
     this.#lastCount++;
     this.kick();
     return where;
+  }
+
+  /** The void this gateway still has pending for (kind, tx_id), if any. */
+  pendingFor(kind: string, txId: string): VoidJob | undefined {
+    return this.#pendingByKey.get(pendingKey(kind, txId));
+  }
+
+  #remember(job: VoidJob): void {
+    const key = pendingKey(job.kind, job.tx_id);
+    if (this.#pendingByKey.has(key)) return; // the first error answer is the one a duplicate must get
+    // Bounded: past the cap the oldest entries are forgotten (their voids are still delivered).
+    if (this.#pendingByKey.size >= MAX_REMEMBERED) {
+      const oldest = this.#pendingByKey.keys().next().value;
+      if (oldest !== undefined) this.#pendingByKey.delete(oldest);
+    }
+    this.#pendingByKey.set(key, job);
   }
 
   /** Wakes the drain loop now. */
@@ -130,6 +159,12 @@ export class VoidQueue {
             return;
           }
           delivered++;
+          // From now on the wallet itself replays the voided outcome to any duplicate.
+          const key = pendingKey(job.kind, job.tx_id);
+          const mine = this.#pendingByKey.get(key);
+          if (mine !== undefined && mine.attempt_id === job.attempt_id && mine.fingerprint === job.fingerprint) {
+            this.#pendingByKey.delete(key);
+          }
           this.#options.onDelivered?.(job, attempts, result);
           try {
             await backend.done(job);

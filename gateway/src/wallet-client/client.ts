@@ -37,6 +37,8 @@ export interface MoneyRequest {
   session_id?: string;
   game_id?: string;
   bet_tx_id?: string;
+  /** This attempt's request id: stored with the outcome, so a Void can name its own attempt. */
+  attempt_id?: string;
 }
 export interface MoneyReply {
   balance: string;
@@ -49,6 +51,8 @@ export interface VoidRequest {
   error_code?: string;
   /** moneyFingerprint of the request being voided: another request under the same key is left alone. */
   fingerprint?: string;
+  /** The attempt answered with the error: what another attempt applied (and answered) stays. */
+  attempt_id?: string;
 }
 export interface VoidReply {
   kind: string;
