@@ -308,8 +308,8 @@ function formatReport(data: {
     );
   }
   if (verdict.failures.length > 0) {
-    lines.push('  failures (first 40):');
-    for (const failure of verdict.failures.slice(0, 40)) lines.push(`    - ${failure}`);
+    lines.push('  failures (the first 8 of each check):');
+    for (const failure of verdict.failures) lines.push(`    - ${failure}`);
   }
   lines.push(`${verdict.passed} passed, ${verdict.failed} failed`);
   if (verdict.failed > 0) lines.push(`reproduce with CHAOS_SEED=${data.seed}`);

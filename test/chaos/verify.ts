@@ -32,7 +32,8 @@ export class Verdict {
     } else {
       this.failed++;
       entry.failed++;
-      if (this.failures.length < 200) this.failures.push(`${name}: ${detail()}`);
+      // Enough of each kind to diagnose, without drowning the report in one kind.
+      if (entry.failed <= 8) this.failures.push(`${name}: ${detail()}`);
     }
     return ok;
   }
