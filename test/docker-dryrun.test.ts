@@ -18,7 +18,7 @@ const DATABASE_URL =
   process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 // Two npm ci runs and a tsc build per image: longer than the default per-file timeout.
-t.setTimeout(400_000);
+t.setTimeout(600_000);
 
 function freePort(): Promise<number> {
   return new Promise((done, fail) => {
