@@ -4,7 +4,7 @@
  * the truth and must then hold). Then the books: every balance equals the model and the sum of its
  * entries, no error answer was applied, nothing is negative.
  */
-import { parseAmount } from '@phia/proto';
+import { formatAmount, parseAmount } from '@phia/proto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WalletCallError } from '../helpers/wallet-client.js';
 import type { Rng } from './random.js';
@@ -146,6 +146,10 @@ export async function settleAnswers(workload: Workload, rng: Rng, verdict: Verdi
   return { replays };
 }
 
+function formatSigned(units: bigint, decimals: number): string {
+  return units < 0n ? `-${formatAmount(-units, decimals)}` : formatAmount(units, decimals);
+}
+
 /** What the op did to its player's balance, by the contract, judging by the answers only. */
 export function modelEffect(op: MoneyOp): bigint {
   if (op.truth?.status !== 200) return 0n;
@@ -199,7 +203,8 @@ export async function checkBooks(
       verdict.check(
         'every balance equals the model',
         balance === want,
-        () => `${player.userId}: ledger ${row!.balance}, model ${want} units (diff ${balance - want})`,
+        () =>
+          `${player.userId}: ledger ${row!.balance}, model ${formatAmount(want, player.decimals)} (ledger - model = ${formatSigned(balance - want, player.decimals)})`,
       );
       verdict.check(
         'every balance equals the sum of its ledger entries',
