@@ -190,13 +190,14 @@ export async function seedPlayers(wallet: WalletTestClient, tag: string, count: 
   return players;
 }
 
-/** Unlabelled values of the gateway's Prometheus metrics, by name. */
-export async function gatewayMetrics(gatewayUrl: string, names: readonly string[]): Promise<Record<string, number>> {
+/** Unlabelled values of the gateway's Prometheus metrics whose names end with one of `suffixes`. */
+export async function gatewayMetrics(gatewayUrl: string, suffixes: readonly string[]): Promise<Record<string, number>> {
   const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
   const values: Record<string, number> = {};
   for (const row of text.split('\n')) {
     const [name, value] = row.split(/\s+/);
-    if (name !== undefined && names.includes(name)) values[name] = Number(value);
+    const suffix = name === undefined ? undefined : suffixes.find((candidate) => name.endsWith(candidate));
+    if (suffix !== undefined) values[suffix] = Number(value);
   }
   return values;
 }
@@ -208,6 +209,7 @@ export async function pendingVoids(gatewayUrl: string): Promise<number> {
 
 /** The gateway's own view of its memory (prom-client default metrics), in MB. */
 export async function gatewayMemory(gatewayUrl: string): Promise<Record<string, number>> {
+  // prom-client's default metrics, under the gateway's prefix (phia_gateway_).
   const names = [
     'process_resident_memory_bytes',
     'nodejs_heap_size_total_bytes',
