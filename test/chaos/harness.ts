@@ -299,6 +299,7 @@ function formatReport(data: {
   }
   lines.push(`  faults: ${data.faults.length} (${list(faultCounts)})`);
   lines.push(`  pending voids after healing: ${data.pendingVoidsLeft}`);
+  for (const note of verdict.notes) lines.push(`  ${note}`);
   for (const [name, counts] of verdict.byCheck) {
     lines.push(`  ${counts.failed === 0 ? 'ok  ' : 'FAIL'} ${name}: ${counts.passed} passed, ${counts.failed} failed`);
   }

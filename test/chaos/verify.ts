@@ -16,6 +16,8 @@ export class Verdict {
   failed = 0;
   readonly byCheck = new Map<string, { passed: number; failed: number }>();
   readonly failures: string[] = [];
+  /** Figures for the report that are not checks. */
+  readonly notes: string[] = [];
   /** Answer disagreements by what kind they are (see classify). */
   readonly classes = new Map<string, number>();
 
@@ -231,6 +233,16 @@ export async function checkBooks(
         () => `${row.currency}: ${row.sum}`,
       );
     }
+
+    // How the voids ended: a voided row with entries had been applied and was reversed (a commit the
+    // gateway did not see in time, or a copy that applied while a void was pending).
+    const voids = await stack.pool.query<{ reversed: string; prevented: string }>(
+      `SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ${schema}.entries e WHERE e.transaction_id = t.id))::text AS reversed,
+              count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ${schema}.entries e WHERE e.transaction_id = t.id))::text AS prevented
+       FROM ${schema}.transactions t WHERE t.status = 'voided'`,
+    );
+    const v = voids.rows[0];
+    if (v) verdict.notes.push(`voided requests: ${v.prevented} never applied, ${v.reversed} applied then reversed`);
 
     // The stored outcome agrees with the answer: a 200 is applied with its amount, an error never is.
     const rows = await stack.pool.query<LedgerRow>(
