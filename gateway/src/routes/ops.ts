@@ -27,8 +27,9 @@ export function registerOpsRoutes(app: FastifyInstance, deps: OpsDeps): void {
   app.get('/healthz', { schema: { response: { 200: Health } } }, async () => ({ status: 'ok' }));
 
   /**
-   * 503 when the wallet cannot be reached (no request could be answered). Redis down reads
-   * "degraded" with 200: money requests still work, going straight to the wallet.
+   * 503 when the wallet or a configured Redis cannot be reached, naming which. With Redis down the
+   * gateway still answers correctly (straight to the wallet), so liveness (/healthz) stays up and the
+   * process is not restarted; readiness says "degraded" so a load balancer can prefer healthy peers.
    */
   app.get('/readyz', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (_request, reply) => {
     const [walletUp, redisUp, pending] = await Promise.all([
@@ -38,7 +39,7 @@ export function registerOpsRoutes(app: FastifyInstance, deps: OpsDeps): void {
     ]);
     const redis = deps.redisConfigured ? (redisUp ? 'ok' : 'down') : 'disabled';
     const status = !walletUp ? 'unavailable' : redis === 'down' ? 'degraded' : 'ready';
-    return reply.code(walletUp ? 200 : 503).send({
+    return reply.code(status === 'ready' ? 200 : 503).send({
       status,
       wallet: walletUp ? 'ok' : 'down',
       redis,

@@ -163,6 +163,15 @@ t.test('redis down at enqueue time: the void goes to the in-process queue and is
   t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
 });
 
+t.test('close makes one last delivery pass', async (t) => {
+  const wallet = flakyWallet(0);
+  const queue = new VoidQueue({ send: wallet.send, pollIntervalMs: 60_000, baseDelayMs: 60_000 });
+  await queue.enqueue(job('t6')); // the loop never ran: only close can deliver it
+  await queue.close();
+  t.same(wallet.confirmed, [job('t6')]);
+  t.equal(await queue.pendingCount(), 0);
+});
+
 t.test('close stops the loop', async (t) => {
   const wallet = flakyWallet(0);
   const queue = new VoidQueue({ send: wallet.send, pollIntervalMs: 10 });

@@ -209,10 +209,24 @@ export class VoidQueue {
     }
   }
 
-  /** Stops the loop after the pass in progress. Jobs left in Redis are delivered by the next start. */
-  async close(): Promise<void> {
+  /**
+   * Stops the loop after the pass in progress, then makes one last delivery pass bounded by
+   * `drainTimeoutMs` (what is left in Redis is delivered by the next gateway to start; what is left
+   * in process memory is logged by the caller as lost).
+   */
+  async close(drainTimeoutMs = 2000): Promise<void> {
     this.#running = false;
     this.#wake?.();
     await this.#loop;
+    if (drainTimeoutMs <= 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.drainOnce().catch((error: unknown) => this.#options.onBackendError?.('queue', error)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, drainTimeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
