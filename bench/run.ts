@@ -108,10 +108,12 @@ async function main(): Promise<number> {
     nodeArgs,
     gatewayEntry: options.gatewayEntry,
     walletEntry: options.walletEntry,
+    gatewayNodeArgs: options.gatewayNodeArgs,
   });
   machine.redis = await redisVersion(stack.redis);
   say(`stack up (${elapsed()}): gateway ${stack.gatewayUrl}, wallet ${stack.walletAddress}, schema ${stack.schema}`);
   const sampler = new RssSampler({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
+  const rssAtStart = sampler.now();
   const peakRss = { gateway: 0, wallet: 0 };
   const rssWindow = () => {
     const window = sampler.window();
@@ -316,7 +318,7 @@ async function main(): Promise<number> {
   targets.push({
     name: `gateway RSS < ${GATEWAY_RSS_TARGET_MB} MB after the run`,
     ok: rssEnd.gateway < GATEWAY_RSS_TARGET_MB && peakRss.gateway < GATEWAY_RSS_TARGET_MB,
-    detail: `${rssEnd.gateway} MB after ${rssEnd.loadedSeconds} s under load (peak ${round1(peakRss.gateway)} MB)`,
+    detail: `${rssEnd.gateway} MB after ${rssEnd.loadedSeconds} s under load (peak ${round1(peakRss.gateway)} MB, ${rssAtStart.gateway} MB at start)`,
   });
 
   console.log('');
@@ -346,6 +348,7 @@ async function main(): Promise<number> {
         paths,
         overload,
         rss: {
+          atStart: rssAtStart,
           peakMb: { gateway: round1(peakRss.gateway), wallet: round1(peakRss.wallet) },
           afterPaths: rssAfterPaths,
           end: rssEnd,

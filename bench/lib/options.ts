@@ -26,6 +26,8 @@ export interface BenchOptions {
   /** Alternative builds to run instead of gateway/dist/server.js and wallet-service/dist/server.js (experiments). */
   gatewayEntry: string | undefined;
   walletEntry: string | undefined;
+  /** Extra node flags for the gateway only (e.g. --max-semi-space-size=8), space-separated. */
+  gatewayNodeArgs: string[];
 }
 
 const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME>, e.g. BENCH_CONNECTIONS=32)
@@ -49,6 +51,7 @@ const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME
   --max-run S               give up (cleanly, exit 1) after this many seconds (290)
   --gateway-entry FILE      run this instead of gateway/dist/server.js (to measure a patched copy)
   --wallet-entry FILE       run this instead of wallet-service/dist/server.js
+  --gateway-node-args "..." extra node flags for the gateway (e.g. "--max-semi-space-size=8")
 `;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -73,6 +76,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'max-run': { type: 'string' },
       'gateway-entry': { type: 'string' },
       'wallet-entry': { type: 'string' },
+      'gateway-node-args': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -137,5 +141,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     maxRunS: number('max-run', 290, 30, 3600),
     gatewayEntry: pick('gateway-entry'),
     walletEntry: pick('wallet-entry'),
+    gatewayNodeArgs: (pick('gateway-node-args') ?? '').split(' ').filter((arg) => arg !== ''),
   };
 }

@@ -28,6 +28,7 @@ export interface StackOptions {
   nodeArgs: string[];
   gatewayEntry?: string | undefined;
   walletEntry?: string | undefined;
+  gatewayNodeArgs?: string[];
 }
 
 export interface Stack {
@@ -123,7 +124,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   );
 
   const gateway = spawnNode('gateway', gatewayEntry, [], {
-    nodeArgs: options.nodeArgs,
+    nodeArgs: [...options.nodeArgs, ...(options.gatewayNodeArgs ?? [])],
     logFile: join(options.logDir, 'gateway.log'),
     env: {
       ...process.env,
