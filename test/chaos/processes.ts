@@ -26,6 +26,14 @@ export function killAllChildren(): void {
   live.clear();
 }
 
+const interruptCleanups = new Set<() => Promise<unknown>>();
+
+/** Runs `cleanup` (bounded to 3 s) if the harness is interrupted by a signal; returns the unregister. */
+export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
+  interruptCleanups.add(cleanup);
+  return () => interruptCleanups.delete(cleanup);
+}
+
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
@@ -33,7 +41,12 @@ function installHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       killAllChildren();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      const code = signal === 'SIGINT' ? 130 : 143;
+      const timer = setTimeout(() => process.exit(code), 3000);
+      void Promise.allSettled([...interruptCleanups].map((cleanup) => cleanup())).then(() => {
+        clearTimeout(timer);
+        process.exit(code);
+      });
     });
   }
 }

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { WalletCallError, walletTestClient, type WalletTestClient } from '../helpers/wallet-client.js';
-import { freePort, ManagedProcess } from './processes.js';
+import { freePort, ManagedProcess, onInterrupt } from './processes.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const WALLET_ENTRY = join(ROOT, 'wallet-service/dist/server.js');
@@ -57,7 +57,11 @@ export class ChaosStack {
     mkdirSync(this.logDir, { recursive: true });
     this.pool = new pg.Pool({ connectionString: DATABASE_URL, max: 6, application_name: 'phia-chaos-harness' });
     this.pool.on('error', () => {});
+    // Interrupted (Ctrl-C): the children are killed by the signal handler; the schema goes too.
+    this.#forgetInterrupt = onInterrupt(() => this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`));
   }
+
+  readonly #forgetInterrupt: () => void;
 
   get redisPersistence(): 'aof' | 'none' {
     return this.#options.redisPersistence;
@@ -212,6 +216,7 @@ export class ChaosStack {
   }
 
   async close(options: { dropSchema: boolean }): Promise<void> {
+    this.#forgetInterrupt();
     for (const process of this.processes) await process.close();
     if (options.dropSchema) {
       await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`).catch(() => undefined);
