@@ -491,9 +491,10 @@ async function overloadRun(
   const connections =
     options.overloadConnections ||
     Math.min(6000, Math.max(512, Math.ceil((3 * (measured ?? 1000) * options.deadlineMs) / 1000)));
-  const spec = money('bet', `${runId}-ovl`);
+  // Bets are tracked as a money phase (rule 5 is checked on them afterwards); balances only for their age.
+  const spec = options.overloadPath === 'bet' ? money('bet', `${runId}-ovl`) : { outcomes: new Outcomes() };
   const requests =
-    options.overloadPath === 'bet' ? betRequests(spec, bets) : balanceRequests(stack.key, players, '/phia/balance');
+    'key' in spec ? betRequests(spec, bets) : balanceRequests(stack.key, players, '/phia/balance', spec.outcomes);
   say(
     `overload: ${connections} connections on ${options.overloadPath} for ${options.overloadDurationS} s (measured capacity ${measured ?? '?'} req/s, deadline ${options.deadlineMs} ms)`,
   );

@@ -79,8 +79,16 @@ export interface RequestFactoryOptions {
   outcomes: Outcomes;
 }
 
-/** Balance: precomputed bodies (no tx_id in a balance request), one per player, in turn. */
-export function balanceRequests(key: string, players: Player[], path = '/phia/balance'): autocannon.Request[] {
+/**
+ * Balance: precomputed bodies (no tx_id in a balance request), one per player, in turn. With
+ * `outcomes`, every request is tracked (as `balance-<n>`) so unanswered ones can be aged.
+ */
+export function balanceRequests(
+  key: string,
+  players: Player[],
+  path = '/phia/balance',
+  outcomes?: Outcomes,
+): autocannon.Request[] {
   const prepared = players.map((player) => {
     const body = JSON.stringify({
       user_id: player.user_id,
@@ -95,10 +103,22 @@ export function balanceRequests(key: string, players: Player[], path = '/phia/ba
     {
       method: 'POST',
       path,
-      setupRequest: (request) => {
-        const chosen = prepared[next++ % prepared.length];
-        return { ...request, ...chosen };
+      setupRequest: (request, context) => {
+        const i = next++;
+        if (outcomes !== undefined) {
+          (context as Ctx).tx_id = `balance-${i}`;
+          outcomes.sent(`balance-${i}`);
+        }
+        return { ...request, ...prepared[i % prepared.length] };
       },
+      ...(outcomes === undefined
+        ? {}
+        : {
+            onResponse: (status: number, _body: string, context: object) => {
+              const ctx = context as Ctx;
+              if (ctx.tx_id !== undefined) outcomes.answered(ctx.tx_id, status);
+            },
+          }),
     },
   ];
 }
