@@ -131,7 +131,7 @@ export async function runChaos(partial: Partial<ChaosOptions> & { seed: number }
       error instanceof Error ? (error.stack ?? error.message) : String(error),
     );
   } finally {
-    await stack.close({ dropSchema: true }).catch(() => undefined);
+    await stack.close({ dropSchema: true, keepLogs: true }).catch(() => undefined);
   }
 
   const report = formatReport({

@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -215,9 +215,11 @@ export class ChaosStack {
     }
   }
 
-  async close(options: { dropSchema: boolean }): Promise<void> {
+  /** Kills every process; drops the schema and (unless keepLogs) removes the processes' logs. */
+  async close(options: { dropSchema: boolean; keepLogs?: boolean }): Promise<void> {
     this.#forgetInterrupt();
     for (const process of this.processes) await process.close();
+    if (options.keepLogs !== true) rmSync(this.logDir, { recursive: true, force: true });
     if (options.dropSchema) {
       await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`).catch(() => undefined);
     }
