@@ -18,6 +18,7 @@ import { isErrorCode, PhiaError, type ErrorCode } from '@phia/proto';
 import { createPhiaAuth } from './auth/plugin.js';
 import { installJsonParser } from './body/json-parser.js';
 import type { GatewayConfig } from './config.js';
+import { LateAnswerWriter } from './idempotency/late-answers.js';
 import { InProcessIdempotencyStore } from './idempotency/memory-store.js';
 import { RedisIdempotencyStore } from './idempotency/redis-store.js';
 import type { IdempotencyStore } from './idempotency/store.js';
@@ -121,6 +122,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Collected at scrape time only, when `voids` exists.
   const metrics: GatewayMetrics = createMetrics({
     pendingVoids: () => voids.pendingCount(),
+    lateAnswers: () => lateAnswers.size,
     ...(options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics }),
   });
   const onWalletCall = (method: string, outcome: string, seconds: number) => {
@@ -149,17 +151,26 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     cleanups.push(() => created.close());
   }
   const idempotencyStore = store;
+  const lateAnswers = new LateAnswerWriter({
+    store: idempotencyStore,
+    onError: (error) => app.log.debug({ err: (error as Error).message }, 'late answer not stored yet, will retry'),
+  });
+  cleanups.push(() => lateAnswers.close());
+  // Set below; the void queue reports confirmed voids to it (the ledger's outcome becomes the answer).
+  let processor: PhiaProcessor | undefined;
 
   const voids = new VoidQueue({
     ...options.voidQueue,
     send: (job) => walletClient.void(job),
     ...(redisClient === undefined ? {} : { durable: new RedisVoidBackend(redisClient, keyPrefix) }),
-    onDelivered: (job, attempts) => {
+    onDelivered: (job, attempts, result) => {
       metrics.voidsDelivered.inc({ kind: job.kind });
+      const outcome = (result as { outcome?: unknown } | undefined)?.outcome;
       app.log.info(
-        { kind: job.kind, tx_id: job.tx_id, code: job.error_code, attempts },
+        { kind: job.kind, tx_id: job.tx_id, code: job.error_code, attempts, outcome },
         'void confirmed by the wallet',
       );
+      if (typeof outcome === 'string') void processor?.recordVoidOutcome(job, outcome);
     },
     onFailed: (job, attempts, error) => {
       metrics.voidFailures.inc({ kind: job.kind });
@@ -260,17 +271,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     );
   });
 
-  registerPhiaRoutes(
-    app,
-    new PhiaProcessor({
-      wallet: walletClient,
-      store: idempotencyStore,
-      voids,
-      currencies: config.currencies,
-      deadlineMs: config.walletDeadlineMs,
-      metrics,
-    }),
-  );
+  processor = new PhiaProcessor({
+    wallet: walletClient,
+    store: idempotencyStore,
+    voids,
+    currencies: config.currencies,
+    deadlineMs: config.walletDeadlineMs,
+    lateAnswers,
+    metrics,
+  });
+  registerPhiaRoutes(app, processor);
   registerOpsRoutes(app, {
     store: idempotencyStore,
     wallet: walletClient,

@@ -16,10 +16,12 @@ export interface GatewayMetrics {
   voidsDelivered: Counter<'kind'>;
   voidFailures: Counter<'kind'>;
   pendingVoids: Gauge;
+  lateAnswers: Gauge;
 }
 
 export function createMetrics(options: {
   pendingVoids: () => Promise<number>;
+  lateAnswers?: () => number;
   defaultMetrics?: boolean;
 }): GatewayMetrics {
   const registry = new Registry();
@@ -95,6 +97,14 @@ export function createMetrics(options: {
       registers,
       async collect() {
         this.set(await options.pendingVoids());
+      },
+    }),
+    lateAnswers: new Gauge({
+      name: 'phia_late_answers_pending',
+      help: 'Answers given while the idempotency store was unreachable, waiting to be stored',
+      registers,
+      collect() {
+        this.set(options.lateAnswers?.() ?? 0);
       },
     }),
   };

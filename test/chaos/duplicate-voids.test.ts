@@ -1,7 +1,9 @@
 /**
- * Two gaps the chaos soak found, reproduced step by step on the real stack, now closed:
- * B: a Void names the attempt that was answered with the error, and the wallet keeps what another
- *    attempt applied and answered 200 (outcome "kept").
+ * Gaps the chaos soak found, reproduced step by step on the real stack, now closed:
+ * B: an answer given while Redis was unreachable is written to Redis once it is back, so a copy during
+ *    a later wallet outage replays it; and when that answer was lost with its gateway, a Void names the
+ *    attempt that was answered with the error, the wallet keeps what another attempt applied and
+ *    answered 200 (outcome "kept"), and the gateway replaces its cached 503 with the ledger's 200.
  * A: a gateway remembers the voids it queued until the wallet confirms them, and answers a duplicate
  *    that cannot read the idempotency store with the first (error) answer instead of asking the wallet.
  * (A duplicate sent to ANOTHER gateway while Redis is unreachable is still the open case: see
@@ -80,30 +82,63 @@ async function voidsDrained(): Promise<void> {
   });
 }
 
-t.test('B: a 200 stays when a duplicate meets a wallet outage and Redis never stored the 200', async (t) => {
-  const user = `${stack.runId}-b`;
+async function gatewayMetric(name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${stack.gatewayUrl(0)}/metrics`)).text();
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match === null ? undefined : Number(match[1]);
+}
+
+t.test('B1: an answer given while Redis was down is replayed to a copy during a wallet outage', async (t) => {
+  const user = `${stack.runId}-b1`;
   const body = bet(user, `${user}-tx`);
   await fund(user);
 
-  // 1. Redis is down while the bet runs: the gateway asks the wallet directly (correct), the bet
-  //    applies and is answered 200, but the answer never reaches the idempotency store.
+  // 1. Redis is down while the bet runs: the gateway asks the wallet directly; 200, not stored yet.
   await stack.redis.kill('SIGKILL');
   const first = await send(body);
+  t.equal(first.status, 200, 'the bet is answered 200');
+  t.equal(await gatewayMetric('phia_late_answers_pending'), 1, 'the answer waits for Redis');
   await stack.startRedis();
-  await ready((status) => status.redis === 'ok');
+  await waitFor('late answer stored', 10_000, async () => (await gatewayMetric('phia_late_answers_pending')) === 0);
+
+  // 2. A copy while the wallet is down: Redis has the answer now.
+  await stack.wallet.kill('SIGKILL');
+  const duplicate = await send(body);
+  await stack.startWallet();
+  t.equal(duplicate.status, 200, 'the copy replays the first answer');
+  t.equal(duplicate.body, first.body, 'byte for byte');
+  t.equal(await balance(user), '90.00');
+});
+
+t.test('B2: a 200 stays, and becomes the stored answer, when its gateway died before storing it', async (t) => {
+  const user = `${stack.runId}-b2`;
+  const body = bet(user, `${user}-tx`);
+  await fund(user);
+
+  // 1. Redis is down while the bet runs: 200; then the gateway dies before Redis is back.
+  await stack.redis.kill('SIGKILL');
+  const first = await send(body);
   t.equal(first.status, 200, 'the bet is answered 200');
   t.equal(await balance(user), '90.00');
+  await stack.gateways[0]!.kill('SIGKILL');
+  await stack.startRedis();
+  await stack.startGateway(0);
+  await ready((status) => status.redis === 'ok');
 
-  // 2. A duplicate arrives while the wallet is down: 503, and the gateway queues a Void of the bet.
+  // 2. A duplicate arrives while the wallet is down: 503 (cached), and a Void of its attempt is queued.
   await stack.wallet.kill('SIGKILL');
   const duplicate = await send(body);
   t.equal(duplicate.status, 503, 'the duplicate meets the wallet outage');
+  t.equal((await send(body)).status, 503, 'and is replayed while the void waits');
   await stack.startWallet();
   await voidsDrained();
 
-  // 3. The Void names the duplicate's attempt: the bet answered 200 stays.
+  // 3. The Void names the duplicate's attempt: the bet answered 200 stays, and the ledger's 200
+  //    replaces the cached 503.
   t.equal(await stored(`${user}-tx`), 'applied', 'a bet answered 200 stays applied');
   t.equal(await balance(user), '90.00', 'the debit answered 200 stays');
+  await waitFor('cached answer corrected', 10_000, async () => (await send(body)).status === 200);
+  t.equal((await send(body)).body, first.body, 'copies get the first answer again, byte for byte');
 });
 
 t.test('A: a duplicate gets the first 503 while its void is pending and Redis is unreachable', async (t) => {

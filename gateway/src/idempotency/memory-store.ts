@@ -4,7 +4,8 @@
  * the ttl; a sweep (unref'd timer) and a size cap keep memory bounded.
  */
 import { randomBytes } from 'node:crypto';
-import type { BeginOptions, BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
+import type { BeginOptions, BeginResult, IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
+import { UNDECIDED_STATUSES } from './store.js';
 
 interface Lock {
   token: string;
@@ -89,6 +90,35 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     this.#locks.delete(key);
     lock.settle();
     return true;
+  }
+
+  async storeLate(
+    key: string,
+    token: string | undefined,
+    fingerprint: string,
+    answer: StoredAnswer,
+    options: { correct?: boolean } = {},
+  ): Promise<LateStoreResult> {
+    const now = Date.now();
+    const correct = options.correct === true && !UNDECIDED_STATUSES.has(answer.status);
+    const lock = this.#locks.get(key);
+    const mine = lock !== undefined && token !== undefined && lock.token === token;
+    const existing = this.#answers.get(key);
+    if (existing !== undefined && existing.expiresAt > now) {
+      if (!correct || existing.fingerprint !== fingerprint || !UNDECIDED_STATUSES.has(existing.answer.status)) {
+        return 'answered';
+      }
+    } else if (lock !== undefined && lock.expiresAt > now && !mine && !correct) {
+      return 'locked';
+    }
+    this.#answers.delete(key); // re-inserted last: the newest entry for the size cap
+    this.#answers.set(key, { fingerprint, answer, expiresAt: now + this.#ttlMs });
+    this.#trim();
+    if (mine) {
+      this.#locks.delete(key);
+      lock.settle();
+    }
+    return 'stored';
   }
 
   async release(key: string, token: string): Promise<boolean> {

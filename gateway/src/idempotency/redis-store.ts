@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { BeginOptions, BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
-import { pollDelay } from './store.js';
+import type { BeginOptions, BeginResult, IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
+import { pollDelay, UNDECIDED_STATUSES } from './store.js';
 
 // KEYS: answer, lock. ARGV: token, fingerprint, lockTtlMs.
 // Returns {'answer', json} | {'acquired'} | {'locked', fingerprint}.
@@ -42,7 +42,35 @@ redis.call('DEL', KEYS[1])
 return 1
 `;
 
+// KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs, correct ('1'/'0'), fingerprint.
+// See IdempotencyStore.storeLate. Returns 'stored' | 'answered' | 'locked'.
+const STORE_LATE_LUA = `
+local held = redis.call('GET', KEYS[2])
+local mine = held and ARGV[1] ~= '' and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ':'
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  if ARGV[4] ~= '1' then return 'answered' end
+  local ok, record = pcall(cjson.decode, existing)
+  if not ok or type(record) ~= 'table' or record.f ~= ARGV[5] then return 'answered' end
+  if record.s ~= 500 and record.s ~= 503 and record.s ~= 504 then return 'answered' end
+elseif held and not mine and ARGV[4] ~= '1' then
+  return 'locked'
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if mine then redis.call('DEL', KEYS[2]) end
+return 'stored'
+`;
+
 interface IdempotencyCommands {
+  phiaIdemStoreLate(
+    answerKey: string,
+    lockKey: string,
+    token: string,
+    answer: string,
+    ttl: number,
+    correct: string,
+    fp: string,
+  ): Promise<string>;
   phiaIdemBegin(answerKey: string, lockKey: string, token: string, fp: string, ttl: number): Promise<string[]>;
   phiaIdemComplete(answerKey: string, lockKey: string, token: string, answer: string, ttl: number): Promise<number>;
   phiaIdemRelease(lockKey: string, token: string): Promise<number>;
@@ -55,6 +83,7 @@ export function defineIdempotencyCommands(redis: Redis): Redis & IdempotencyComm
     redis.defineCommand('phiaIdemBegin', { numberOfKeys: 2, lua: BEGIN_LUA });
     redis.defineCommand('phiaIdemComplete', { numberOfKeys: 2, lua: COMPLETE_LUA });
     redis.defineCommand('phiaIdemRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
+    redis.defineCommand('phiaIdemStoreLate', { numberOfKeys: 2, lua: STORE_LATE_LUA });
   }
   return redis as Redis & IdempotencyCommands;
 }
@@ -106,7 +135,9 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         reply = await this.#redis.phiaIdemBegin(answerKey, lockKey, token, fingerprint, options.lockTtlMs);
       } catch (error) {
         this.#onError(error as Error, 'begin');
-        return { kind: 'bypass', reason: (error as Error).message };
+        // A timed-out script may still run once Redis answers again: the token lets storeLate
+        // replace the lock it would leave.
+        return { kind: 'bypass', reason: (error as Error).message, token };
       }
       const [state, value] = reply;
       if (state === 'acquired') return { kind: 'acquired', token };
@@ -136,6 +167,29 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       this.#onError(error as Error, 'complete');
       return false;
     }
+  }
+
+  async storeLate(
+    key: string,
+    token: string | undefined,
+    fingerprint: string,
+    answer: StoredAnswer,
+    options: { correct?: boolean } = {},
+  ): Promise<LateStoreResult> {
+    const [answerKey, lockKey] = this.#keys(key);
+    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body };
+    const correct = options.correct === true && !UNDECIDED_STATUSES.has(answer.status) ? '1' : '0';
+    const result = await this.#redis.phiaIdemStoreLate(
+      answerKey,
+      lockKey,
+      token ?? '',
+      JSON.stringify(record),
+      this.#ttlMs,
+      correct,
+      fingerprint,
+    );
+    if (result === 'stored' || result === 'answered' || result === 'locked') return result;
+    throw new Error(`unexpected storeLate reply ${String(result)}`);
   }
 
   async release(key: string, token: string): Promise<boolean> {

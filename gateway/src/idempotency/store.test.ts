@@ -29,6 +29,66 @@ const stores: [string, () => IdempotencyStore][] = [
 ];
 
 for (const [name, make] of stores) {
+  t.test(`${name}: storeLate writes a late answer only where no answer and no other request is`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const late = { status: 200, body: '{"balance":"80.00","currency":"USD","tx_id":"late"}' };
+
+    const fresh = `bet:${name}-late-fresh`;
+    t.equal(await store.storeLate(fresh, undefined, 'fp', late), 'stored');
+    t.same(await store.begin(fresh, 'fp', opts), { kind: 'replay', answer: late, waited: false });
+    t.equal(await store.storeLate(fresh, undefined, 'fp', answer), 'answered', 'never over another answer');
+    t.same(await store.begin(fresh, 'fp', opts), { kind: 'replay', answer: late, waited: false });
+
+    // Another request holds the key: it stores its own answer; the late one waits.
+    const held = `bet:${name}-late-held`;
+    const owner = await store.begin(held, 'fp', opts);
+    if (owner.kind !== 'acquired') return t.fail('not acquired');
+    t.equal(await store.storeLate(held, 'not-the-owner', 'fp', late), 'locked');
+    t.ok(await store.complete(held, owner.token, 'fp', answer), 'the owner still completes');
+    t.equal(await store.storeLate(held, 'not-the-owner', 'fp', late), 'answered');
+
+    // The request's own lock (a begin that ran after its caller gave up on it) is replaced.
+    const orphan = `bet:${name}-late-orphan`;
+    const mine = await store.begin(orphan, 'fp', opts);
+    if (mine.kind !== 'acquired') return t.fail('not acquired');
+    t.equal(await store.storeLate(orphan, mine.token, 'fp', late), 'stored');
+    t.same(await store.begin(orphan, 'fp', opts), { kind: 'replay', answer: late, waited: false }, 'no 409 for copies');
+  });
+
+  t.test(`${name}: storeLate with correct replaces an undecided answer by a decided one, nothing else`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+    const timeout = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
+    const declined = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
+
+    const key = `bet:${name}-correct`;
+    t.equal(await store.storeLate(key, undefined, 'fp', unavailable), 'stored');
+    t.equal(
+      await store.storeLate(key, undefined, 'fp', timeout, { correct: true }),
+      'answered',
+      'undecided never replaces',
+    );
+    t.equal(await store.storeLate(key, undefined, 'other-fp', answer, { correct: true }), 'answered', 'other content');
+    t.equal(await store.storeLate(key, undefined, 'fp', answer, { correct: true }), 'stored');
+    t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
+    t.equal(
+      await store.storeLate(key, undefined, 'fp', declined, { correct: true }),
+      'answered',
+      'a decided answer stays',
+    );
+    t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
+
+    // A decided outcome is written even while a copy holds the key (the copy's own answer never overwrites it).
+    const busy = `bet:${name}-correct-busy`;
+    const copy = await store.begin(busy, 'fp', opts);
+    if (copy.kind !== 'acquired') return t.fail('not acquired');
+    t.equal(await store.storeLate(busy, undefined, 'fp', answer, { correct: true }), 'stored');
+    await store.complete(busy, copy.token, 'fp', unavailable);
+    t.same(await store.begin(busy, 'fp', opts), { kind: 'replay', answer, waited: false });
+  });
+
   t.test(`${name}: first request takes the lock, duplicates replay the stored answer`, async (t) => {
     const store = make();
     t.teardown(() => store.close());

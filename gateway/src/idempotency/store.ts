@@ -19,8 +19,21 @@ export type BeginResult =
   | { kind: 'mismatch' }
   /** The first request was still running when the wait ended. */
   | { kind: 'in_progress' }
-  /** The store could not be used (e.g. Redis down): go straight to the wallet. */
-  | { kind: 'bypass'; reason: string };
+  /**
+   * The store could not be used (e.g. Redis down): go straight to the wallet. `token` is the lock
+   * token the failed attempt sent, when the command may still run late (a timed-out Redis script):
+   * `storeLate` with it replaces such an orphaned lock with the answer.
+   */
+  | { kind: 'bypass'; reason: string; token?: string };
+
+/**
+ * How a late write ended: `stored`; `answered` (an answer is there already, nothing written);
+ * `locked` (another request holds the key: try again later).
+ */
+export type LateStoreResult = 'stored' | 'answered' | 'locked';
+
+/** Statuses that the ledger did not decide: the gateway voided them, and the ledger may know better. */
+export const UNDECIDED_STATUSES: ReadonlySet<number> = new Set([500, 503, 504]);
 
 export interface BeginOptions {
   /** How long a duplicate waits for the first request's answer. */
@@ -40,6 +53,20 @@ export interface IdempotencyStore {
   complete(key: string, token: string, fingerprint: string, answer: StoredAnswer): Promise<boolean>;
   /** Owner only: drops the lock without an answer. Never throws. */
   release(key: string, token: string): Promise<boolean>;
+  /**
+   * Stores the final answer of a request that could not store it in time (the store was unreachable
+   * when it began or completed). Written only when the key has no answer and no other request holds
+   * it; a lock holding `token` (left by this request's own late-running begin) is replaced. With
+   * `correct`, an undecided answer (500/503/504) already there is replaced too, by a decided one only
+   * (the ledger's outcome, read after a void). Throws when the store is unreachable (retry later).
+   */
+  storeLate(
+    key: string,
+    token: string | undefined,
+    fingerprint: string,
+    answer: StoredAnswer,
+    options?: { correct?: boolean },
+  ): Promise<LateStoreResult>;
   /** Whether the store is reachable now (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -11,17 +11,20 @@ import {
   moneyFingerprint,
   normalizeAmount,
   parseAmount,
+  isErrorCode,
   PhiaError,
   type CurrencyTable,
   type ErrorCode,
   type MoneyKind,
 } from '@phia/proto';
 import type { FastifyBaseLogger } from 'fastify';
+import type { LateAnswerWriter } from '../idempotency/late-answers.js';
 import type { IdempotencyStore, StoredAnswer } from '../idempotency/store.js';
 import { idempotencyKey } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
+import type { VoidJob } from '../voids/backends.js';
 import type { VoidQueue } from '../voids/queue.js';
-import type { WalletClient } from '../wallet-client/client.js';
+import type { TransactionReply, WalletClient } from '../wallet-client/client.js';
 import {
   errorAnswer,
   httpStatusOf,
@@ -47,6 +50,8 @@ export interface ProcessorOptions {
   currencies: CurrencyTable;
   /** The wallet deadline: duplicates wait this long plus a margin for the first's answer. */
   deadlineMs: number;
+  /** Writes answers the store could not take in time, and the ledger's outcome after a void. */
+  lateAnswers?: LateAnswerWriter;
   metrics?: GatewayMetrics;
 }
 
@@ -172,8 +177,20 @@ export class PhiaProcessor {
           await this.#o.store.release(key, begin.token);
         } else {
           const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
-          if (!stored) metrics?.storeBypass.inc({ operation: 'complete' });
+          if (!stored) {
+            metrics?.storeBypass.inc({ operation: 'complete' });
+            this.#o.lateAnswers?.add({ key, token: begin.token, fingerprint, answer });
+          }
         }
+      } else if (isDecided(answer)) {
+        // Answered without the store: a later copy must find this answer there, not ask a wallet
+        // that may be down by then. (An undecided answer is written once its void is confirmed.)
+        this.#o.lateAnswers?.add({
+          key,
+          ...(begin.token === undefined ? {} : { token: begin.token }),
+          fingerprint,
+          answer,
+        });
       }
       return answer;
     } catch (error) {
@@ -181,6 +198,46 @@ export class PhiaProcessor {
       if (begin.kind === 'acquired') await this.#o.store.release(key, begin.token);
       throw error;
     }
+  }
+
+  /**
+   * After the wallet confirmed a void: the ledger now holds the key's final outcome, which becomes the
+   * stored answer. Usually it is the error the gateway answered (tombstoned, reversed), written only
+   * where the store has no answer yet; when another attempt's outcome stands (`kept`, `declined`),
+   * that decided answer replaces an undecided 500/503/504 cached by a later copy.
+   */
+  async recordVoidOutcome(job: VoidJob, outcome: string): Promise<void> {
+    const lateAnswers = this.#o.lateAnswers;
+    if (lateAnswers === undefined || job.fingerprint === '' || outcome === 'not_matching') return;
+    let record: TransactionReply;
+    try {
+      record = await this.#o.wallet.call('GetTransaction', { kind: job.kind, tx_id: job.tx_id });
+    } catch {
+      return; // the wallet still replays the outcome to a copy that reaches it
+    }
+    const answer = this.#ledgerAnswer(record);
+    if (answer === undefined) return;
+    lateAnswers.add({ key: idempotencyKey(job.kind, job.tx_id), fingerprint: job.fingerprint, answer, correct: true });
+  }
+
+  /** The answer the wallet gives a copy of a stored outcome, byte for byte as the first answer. */
+  #ledgerAnswer(record: TransactionReply): Answer | undefined {
+    if (record.status === 'applied') {
+      try {
+        const decimals = currencyDecimals(this.#o.currencies, record.currency);
+        return okAnswer({
+          balance: walletBalance(record.balance, decimals),
+          currency: record.currency,
+          tx_id: record.tx_id,
+        });
+      } catch {
+        return undefined;
+      }
+    }
+    if ((record.status === 'declined' || record.status === 'voided') && isErrorCode(record.error_code)) {
+      return errorToAnswer(record.error_code);
+    }
+    return undefined;
   }
 
   /**
@@ -256,6 +313,12 @@ export class PhiaProcessor {
     const level = code === 'INTERNAL' || code === 'WALLET_TIMEOUT' || code === 'WALLET_UNAVAILABLE' ? 'warn' : 'debug';
     ctx.log[level]({ action, code, detail }, 'wallet call failed');
   }
+}
+
+/** An answer the ledger decided (200 or its decline): final, the same for every copy. */
+function isDecided(answer: Answer): boolean {
+  if (answer.status === 200) return true;
+  return answer.code !== 'ok' && !needsVoid(answer.code) && !NOT_THE_KEYS_ANSWER.has(answer.code);
 }
 
 /** The code of a stored answer (for logs and metrics of replays). */

@@ -60,7 +60,9 @@ export class VoidQueue {
     this.#send = options.send;
     this.#durable = options.durable;
     this.#baseDelayMs = options.baseDelayMs ?? 200;
-    this.#maxDelayMs = options.maxDelayMs ?? 30_000;
+    // Short: a void waits mostly for a wallet that is down, and every moment it stays pending after the
+    // wallet is back is a moment a copy through another gateway (without Redis) could apply the request.
+    this.#maxDelayMs = options.maxDelayMs ?? 1000;
     this.#pollIntervalMs = options.pollIntervalMs ?? 500;
     this.#leaseMs = options.leaseMs ?? 10_000;
     this.#batchSize = options.batchSize ?? 50;

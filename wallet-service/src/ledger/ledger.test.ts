@@ -267,6 +267,18 @@ t.test('void reverses an applied request and tombstones an unseen one', async (t
   await outcomeCode(ledger.bet(declined));
   t.equal((await ledger.voidTransaction({ kind: 'bet', tx_id: declined.tx_id })).outcome, 'declined');
 
+  // A decline whose answer never reached the gateway (it answered 503): the ledger takes the 503, so
+  // that every copy gets what PHIA got. Another attempt's decline (answered 402 to it) stays.
+  const lostDecline = game(user, { amount: '1000.00', attempt_id: 'attempt-lost' });
+  t.equal(await outcomeCode(ledger.bet(lostDecline)), 'INSUFFICIENT_FUNDS');
+  const otherVoid = { kind: 'bet', tx_id: lostDecline.tx_id, error_code: 'WALLET_UNAVAILABLE' };
+  t.equal((await ledger.voidTransaction({ ...otherVoid, attempt_id: 'attempt-other' })).outcome, 'declined');
+  t.equal(await outcomeCode(ledger.bet(lostDecline)), 'INSUFFICIENT_FUNDS', "another attempt's void changes nothing");
+  t.equal((await ledger.voidTransaction({ ...otherVoid, attempt_id: 'attempt-lost' })).outcome, 'decline_replaced');
+  t.equal(await outcomeCode(ledger.bet(lostDecline)), 'WALLET_UNAVAILABLE', 'copies replay the answer PHIA got');
+  t.equal((await ledger.voidTransaction({ ...otherVoid, attempt_id: 'attempt-lost' })).outcome, 'already_voided');
+  t.equal(await balanceOf(user), '100.00');
+
   // Wins and refunds are reversed too; a refund's void gives the bet back its refundable amount.
   const win = game(user, { amount: '4.00' });
   await ledger.win(win);

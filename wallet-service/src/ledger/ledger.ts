@@ -64,7 +64,8 @@ export interface MoneyAnswer {
   tx_id: string;
 }
 
-export type VoidOutcome = 'reversed' | 'tombstoned' | 'already_voided' | 'declined' | 'not_matching' | 'kept';
+export type VoidOutcome =
+  'reversed' | 'tombstoned' | 'already_voided' | 'declined' | 'decline_replaced' | 'not_matching' | 'kept';
 
 export interface VoidAnswer {
   kind: LedgerKind;
@@ -534,7 +535,18 @@ export class Ledger {
         return answer('kept');
       }
       if (row.status === 'tombstone') return answer('tombstoned');
-      if (row.status === 'declined') return answer('declined');
+      if (row.status === 'declined') {
+        // This very attempt's decline was committed, but its answer never reached the caller, who
+        // answered the error instead: that error is what PHIA got, so copies must replay it.
+        if (attemptId !== '' && row.attempt_id === attemptId) {
+          await tx.query(
+            `UPDATE transactions SET status = 'voided', error_code = $2, updated_at = now() WHERE id = $1`,
+            [row.id, errorCode],
+          );
+          return answer('decline_replaced');
+        }
+        return answer('declined');
+      }
       if (!account || row.currency === null) throw new PhiaError('ACCOUNT_NOT_FOUND');
 
       // Applied: write the reverse movement against the same counter account.
