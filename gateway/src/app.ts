@@ -157,7 +157,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   cleanups.push(() => lateAnswers.close());
   // Set below; the void queue reports confirmed voids to it (the ledger's outcome becomes the answer).
-  let processor: PhiaProcessor | undefined;
+  const processorRef: { current?: PhiaProcessor } = {};
 
   const voids = new VoidQueue({
     ...options.voidQueue,
@@ -170,7 +170,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         { kind: job.kind, tx_id: job.tx_id, code: job.error_code, attempts, outcome },
         'void confirmed by the wallet',
       );
-      if (typeof outcome === 'string') void processor?.recordVoidOutcome(job, outcome);
+      if (typeof outcome === 'string') void processorRef.current?.recordVoidOutcome(job, outcome);
     },
     onFailed: (job, attempts, error) => {
       metrics.voidFailures.inc({ kind: job.kind });
@@ -271,7 +271,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     );
   });
 
-  processor = new PhiaProcessor({
+  const processor = new PhiaProcessor({
     wallet: walletClient,
     store: idempotencyStore,
     voids,
@@ -280,6 +280,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     lateAnswers,
     metrics,
   });
+  processorRef.current = processor;
   registerPhiaRoutes(app, processor);
   registerOpsRoutes(app, {
     store: idempotencyStore,
