@@ -181,6 +181,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       app.log.warn({ backend, err: (error as Error).message }, 'void queue backend error'),
   });
   cleanups.push(() => voids.close());
+  if (redisClient !== undefined) {
+    // (Re)connected: read the void queue at once; until it has been read, requests that cannot use
+    // the store are not applied blind (see PhiaProcessor#settleWithoutStore).
+    const onRedisReady = () => voids.kick();
+    redisClient.on('ready', onRedisReady);
+    cleanups.push(() => {
+      redisClient.off('ready', onRedisReady);
+    });
+  }
 
   app.decorate('gateway', { config, store: idempotencyStore, wallet: walletClient, voids, metrics });
 

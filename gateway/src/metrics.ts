@@ -17,6 +17,7 @@ export interface GatewayMetrics {
   voidFailures: Counter<'kind'>;
   pendingVoids: Gauge;
   lateAnswers: Gauge;
+  settledWithoutStore: Counter<'action' | 'outcome'>;
 }
 
 export function createMetrics(options: {
@@ -98,6 +99,12 @@ export function createMetrics(options: {
       async collect() {
         this.set(await options.pendingVoids());
       },
+    }),
+    settledWithoutStore: new Counter({
+      name: 'phia_settled_without_store_total',
+      help: 'Money requests that could not read the idempotency store while voids were pending: replayed from the ledger or refused',
+      labelNames: ['action', 'outcome'],
+      registers,
     }),
     lateAnswers: new Gauge({
       name: 'phia_late_answers_pending',

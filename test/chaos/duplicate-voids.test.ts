@@ -88,12 +88,19 @@ async function gatewayMetric(name: string): Promise<number | undefined> {
   return match === null ? undefined : Number(match[1]);
 }
 
+/** The gateway reaches the wallet and has read the (empty) void queue, so a request without Redis may be applied. */
+async function noVoidsPending(): Promise<void> {
+  await ready((status) => status.wallet === 'ok');
+  await waitFor('no pending voids', 10_000, async () => (await gatewayMetric('phia_pending_voids')) === 0);
+}
+
 t.test('B1: an answer given while Redis was down is replayed to a copy during a wallet outage', async (t) => {
   const user = `${stack.runId}-b1`;
   const body = bet(user, `${user}-tx`);
   await fund(user);
 
   // 1. Redis is down while the bet runs: the gateway asks the wallet directly; 200, not stored yet.
+  await noVoidsPending();
   await stack.redis.kill('SIGKILL');
   const first = await send(body);
   t.equal(first.status, 200, 'the bet is answered 200');
@@ -116,6 +123,7 @@ t.test('B2: a 200 stays, and becomes the stored answer, when its gateway died be
   await fund(user);
 
   // 1. Redis is down while the bet runs: 200; then the gateway dies before Redis is back.
+  await noVoidsPending();
   await stack.redis.kill('SIGKILL');
   const first = await send(body);
   t.equal(first.status, 200, 'the bet is answered 200');
@@ -166,3 +174,50 @@ t.test('A: a duplicate gets the first 503 while its void is pending and Redis is
   t.equal(await balance(user), '100.00', 'the bet answered 503 moved no money');
   t.not(await stored(`${user}-tx`), 'applied');
 });
+
+t.test(
+  'A2: without Redis, while voids are pending, nothing new applies: stored outcomes replay, the rest is refused',
+  async (t) => {
+    const user = `${stack.runId}-a2`;
+    await fund(user);
+    const applied = bet(user, `${user}-applied`);
+    const errored = bet(user, `${user}-errored`);
+    const fresh = bet(user, `${user}-fresh`);
+    const firstApplied = await send(applied);
+    t.equal(firstApplied.status, 200);
+
+    // 1. The wallet is down: 503, and a Void is queued in Redis.
+    await stack.wallet.kill('SIGKILL');
+    t.equal((await send(errored)).status, 503, 'the bet is answered 503');
+
+    // 2. The gateway restarts (it no longer remembers that void itself: as if it were another gateway)
+    //    and sees one void pending in Redis.
+    await stack.gateways[0]!.kill('SIGKILL');
+    await stack.startGateway(0);
+    await waitFor('pending void seen', 10_000, async () => (await gatewayMetric('phia_pending_voids')) === 1);
+
+    // 3. Redis stops answering, then the wallet comes back: the void cannot be claimed yet.
+    stack.redis.pause();
+    t.teardown(() => stack.redis.resume());
+    await stack.startWallet();
+    await ready((status) => status.wallet === 'ok');
+
+    // 4. Copies and a new request, without the idempotency store.
+    const copyOfErrored = await send(errored);
+    const copyOfApplied = await send(applied);
+    const freshAnswer = await send(fresh);
+    stack.redis.resume();
+    t.equal(copyOfErrored.status, 503, 'a copy of the errored bet is not applied: 503 again');
+    t.equal(copyOfApplied.status, 200, 'a copy of an applied bet replays the ledger');
+    t.equal(copyOfApplied.body, firstApplied.body, 'byte for byte');
+    t.equal(freshAnswer.status, 503, 'a new bet is refused rather than applied blind');
+
+    // 5. Once the void lands, the money follows the first answers, and the refused bet stays refused.
+    await voidsDrained();
+    t.equal(await balance(user), '90.00', 'only the bet answered 200 moved money');
+    t.not(await stored(`${user}-errored`), 'applied');
+    t.not(await stored(`${user}-fresh`), 'applied');
+    t.equal((await send(fresh)).status, 503, 'a copy of the refused bet gets the same answer');
+    t.equal((await send(errored)).status, 503);
+  },
+);

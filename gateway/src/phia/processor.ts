@@ -166,9 +166,12 @@ export class PhiaProcessor {
     }
 
     try {
+      const request = { amount, betTxId, decimals, fingerprint };
       const answer =
         this.#answerOfPendingVoid(kind, body.tx_id, fingerprint) ??
-        (await this.#callWallet(kind, body, { amount, betTxId, decimals, fingerprint }, ctx));
+        (begin.kind === 'bypass' && this.#o.voids.othersMayHavePendingVoids()
+          ? await this.#settleWithoutStore(kind, body, request, ctx)
+          : await this.#callWallet(kind, body, request, ctx));
       if (begin.kind === 'acquired') {
         if (NOT_THE_KEYS_ANSWER.has(answer.code)) {
           // The wallet holds other content under this key (or is still running another copy): the
@@ -253,6 +256,79 @@ export class PhiaProcessor {
     return { ...errorToAnswer(pending.error_code), replayed: true };
   }
 
+  /**
+   * A request that cannot read the idempotency store while voids may be pending elsewhere: it may be
+   * a copy of a request another gateway answered with an error, whose void has not landed yet. So it
+   * is never applied as new. If the ledger holds an outcome for the key, the wallet replays it (a
+   * stored row never takes a second effect); if not, the request is tombstoned and answered 503, as
+   * if the wallet were unavailable (it is, without its idempotency store).
+   */
+  async #settleWithoutStore(
+    kind: MoneyKind,
+    body: MoneyBodyT,
+    request: { amount: string; betTxId: string | undefined; decimals: number; fingerprint: string },
+    ctx: RequestContext,
+  ): Promise<Answer> {
+    const attemptId = randomUUID();
+    try {
+      if (!(await this.#ledgerHas(kind, body.tx_id, ctx))) {
+        const reply = await this.#o.wallet.void(
+          {
+            kind,
+            tx_id: body.tx_id,
+            error_code: 'WALLET_UNAVAILABLE',
+            fingerprint: request.fingerprint,
+            attempt_id: attemptId,
+          },
+          { requestId: ctx.requestId },
+        );
+        if (reply.outcome === 'tombstoned') {
+          this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
+          return errorToAnswer('WALLET_UNAVAILABLE');
+        }
+        // Another copy got there first: its stored outcome is the answer, replayed below.
+      }
+    } catch (error) {
+      const code = codeOf(error);
+      this.#logWalletError(error, ctx, kind);
+      if (needsVoid(code)) await this.#queueVoid(kind, body.tx_id, code, request.fingerprint, attemptId, ctx);
+      return errorToAnswer(code);
+    }
+    this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'replayed' });
+    return this.#callWallet(kind, body, request, ctx);
+  }
+
+  /** Whether the ledger holds any row for (kind, tx_id). Throws a WalletError when it cannot tell. */
+  async #ledgerHas(kind: MoneyKind, txId: string, ctx: RequestContext): Promise<boolean> {
+    try {
+      await this.#o.wallet.call('GetTransaction', { kind, tx_id: txId }, { requestId: ctx.requestId });
+      return true;
+    } catch (error) {
+      if (error instanceof PhiaError && error.code === 'ACCOUNT_NOT_FOUND') return false;
+      throw error;
+    }
+  }
+
+  /** Rule 5: queued before the answer leaves, so the request can never apply afterwards. */
+  async #queueVoid(
+    kind: MoneyKind,
+    txId: string,
+    code: ErrorCode,
+    fingerprint: string,
+    attemptId: string,
+    ctx: RequestContext,
+  ): Promise<void> {
+    const where = await this.#o.voids.enqueue({
+      kind,
+      tx_id: txId,
+      error_code: code,
+      fingerprint,
+      attempt_id: attemptId,
+    });
+    this.#o.metrics?.voidsEnqueued.inc({ kind, backend: where });
+    ctx.log.warn({ kind, tx_id: txId, code, queue: where }, 'void queued for an undecided error answer');
+  }
+
   /** The one wallet call; every failure becomes an error answer, undecided ones voided first. */
   async #callWallet(
     kind: MoneyKind,
@@ -261,7 +337,6 @@ export class PhiaProcessor {
     ctx: RequestContext,
   ): Promise<Answer> {
     const { amount, betTxId, decimals, fingerprint } = request;
-    const metrics = this.#o.metrics;
     // Names this attempt in the ledger, so its void (if any) undoes only what this attempt applied.
     const attemptId = randomUUID();
     try {
@@ -291,18 +366,7 @@ export class PhiaProcessor {
     } catch (error) {
       const code = codeOf(error);
       this.#logWalletError(error, ctx, kind);
-      if (needsVoid(code)) {
-        // Rule 5: queued before the answer leaves, so the request can never apply afterwards.
-        const where = await this.#o.voids.enqueue({
-          kind,
-          tx_id: body.tx_id,
-          error_code: code,
-          fingerprint,
-          attempt_id: attemptId,
-        });
-        metrics?.voidsEnqueued.inc({ kind, backend: where });
-        ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'void queued for an undecided error answer');
-      }
+      if (needsVoid(code)) await this.#queueVoid(kind, body.tx_id, code, fingerprint, attemptId, ctx);
       return errorToAnswer(code);
     }
   }

@@ -48,6 +48,8 @@ export class VoidQueue {
   #wake: (() => void) | undefined;
   #kicked = false;
   #lastCount = 0;
+  /** Voids in the durable queue when it was last readable; unknown (Infinity) until the first read. */
+  #lastDurableCount = Number.POSITIVE_INFINITY;
   /**
    * Voids this gateway enqueued and has not seen confirmed, by (kind, tx_id). A duplicate that cannot
    * read the idempotency store (Redis down) looks here before asking the wallet, so it gets the first
@@ -79,6 +81,7 @@ export class VoidQueue {
       try {
         await this.#durable.add(job, now);
         where = 'durable';
+        this.#lastDurableCount += 1;
       } catch (error) {
         this.#options.onBackendError?.(this.#durable.name, error);
       }
@@ -88,6 +91,16 @@ export class VoidQueue {
     this.#lastCount++;
     this.kick();
     return where;
+  }
+
+  /**
+   * Whether some gateway may have a void pending that this one cannot see now: the durable queue held
+   * voids when it was last readable (or was never read). A request that cannot read the idempotency
+   * store must then not be applied blindly: it could be a copy of a request answered with an error
+   * whose void has not reached the wallet yet (contract rule 5).
+   */
+  othersMayHavePendingVoids(): boolean {
+    return this.#durable !== undefined && this.#lastDurableCount > 0;
   }
 
   /** The void this gateway still has pending for (kind, tx_id), if any. */
@@ -117,7 +130,9 @@ export class VoidQueue {
     let count = await this.#memory.count();
     if (this.#durable !== undefined) {
       try {
-        count += await this.#durable.count();
+        const durable = await this.#durable.count();
+        this.#lastDurableCount = durable;
+        count += durable;
       } catch (error) {
         this.#options.onBackendError?.(this.#durable.name, error);
         return Math.max(this.#lastCount, count);

@@ -245,6 +245,19 @@ t.test('refund before its bet leaves a tombstone: the bet and its win are refuse
   t.equal((await ledger.bet(game(user, { round_id: round, game_session_id: 'other-game' }))).balance, '90.00');
 });
 
+t.test('a bet answered with an error, then refunded, then voided: copies replay the error it got', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  // The gateway answered the bet 504 (it never reached the ledger); PHIA refunded it; the void comes last.
+  await ledger.refund(game(user, { bet_tx_id: bet.tx_id, round_id: bet.round_id }));
+  const voided = await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, error_code: 'WALLET_TIMEOUT' });
+  t.equal(voided.outcome, 'tombstoned');
+  t.equal(await outcomeCode(ledger.bet(bet)), 'WALLET_TIMEOUT', 'the answer PHIA got, not BET_REFUNDED');
+  t.equal(await outcomeCode(ledger.bet(bet)), 'WALLET_TIMEOUT', 'for every copy');
+  t.equal(await outcomeCode(ledger.win(game(user, { bet_tx_id: bet.tx_id }))), 'BET_REFUNDED', 'its win is refused');
+  t.equal(await balanceOf(user), '100.00');
+});
+
 t.test('void reverses an applied request and tombstones an unseen one', async (t) => {
   const user = await fundedPlayer();
   const bet = game(user);

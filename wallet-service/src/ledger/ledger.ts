@@ -363,7 +363,13 @@ export class Ledger {
     if (existing.fingerprint === null) {
       // Made by a refund (tombstone) or a Void before this request arrived: it can never apply now.
       // Record what the request was, so its duplicates replay the same refusal.
-      const code: ErrorCode = existing.status === 'tombstone' ? 'BET_REFUNDED' : this.storedCode(existing);
+      // A tombstone's own code is the error a void recorded (the answer the request already got).
+      const code: ErrorCode =
+        existing.status === 'tombstone'
+          ? isErrorCode(existing.error_code)
+            ? (existing.error_code as ErrorCode)
+            : 'BET_REFUNDED'
+          : this.storedCode(existing);
       await tx.query(
         `UPDATE transactions SET fingerprint = $2, status = $3, error_code = $4, user_id = $5, currency = $6,
            amount = $7, round_id = $8, game_session_id = $9, bet_tx_id = $10, session_id = $11, game_id = $12,
@@ -372,7 +378,8 @@ export class Ledger {
         [
           existing.id,
           fingerprint,
-          existing.status === 'tombstone' ? 'declined' : existing.status,
+          // A refund's tombstone stays one (its bet's win is refused) unless it is only BET_REFUNDED.
+          existing.status === 'tombstone' && code === 'BET_REFUNDED' ? 'declined' : existing.status,
           code,
           request.user_id,
           request.currency,
@@ -534,7 +541,17 @@ export class Ledger {
       if (row.status === 'applied' && attemptId !== '' && row.attempt_id !== null && row.attempt_id !== attemptId) {
         return answer('kept');
       }
-      if (row.status === 'tombstone') return answer('tombstoned');
+      if (row.status === 'tombstone') {
+        // A refund's tombstone of a bet never seen, and the bet itself was answered with an error:
+        // that error (not BET_REFUNDED) is what copies of the bet must get.
+        if (row.fingerprint === null && row.error_code === null) {
+          await tx.query(`UPDATE transactions SET error_code = $2, updated_at = now() WHERE id = $1`, [
+            row.id,
+            errorCode,
+          ]);
+        }
+        return answer('tombstoned');
+      }
       if (row.status === 'declined') {
         // This very attempt's decline was committed, but its answer never reached the caller, who
         // answered the error instead: that error is what PHIA got, so copies must replay it.
