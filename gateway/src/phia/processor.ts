@@ -41,6 +41,8 @@ export interface Answer extends StoredAnswer {
   code: ErrorCode | 'ok';
   /** Sent from the idempotency store (a duplicate). */
   replayed: boolean;
+  /** The ledger holds exactly this answer for the key, although its code is an undecided one. */
+  recorded?: boolean;
 }
 
 export interface ProcessorOptions {
@@ -284,7 +286,7 @@ export class PhiaProcessor {
         );
         if (reply.outcome === 'tombstoned') {
           this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
-          return errorToAnswer('WALLET_UNAVAILABLE');
+          return { ...errorToAnswer('WALLET_UNAVAILABLE'), recorded: true };
         }
         // Another copy got there first: its stored outcome is the answer, replayed below.
       }
@@ -379,9 +381,9 @@ export class PhiaProcessor {
   }
 }
 
-/** An answer the ledger decided (200 or its decline): final, the same for every copy. */
+/** An answer the ledger decided (200, its decline, or a tombstone it holds): final, the same for every copy. */
 function isDecided(answer: Answer): boolean {
-  if (answer.status === 200) return true;
+  if (answer.status === 200 || answer.recorded === true) return true;
   return answer.code !== 'ok' && !needsVoid(answer.code) && !NOT_THE_KEYS_ANSWER.has(answer.code);
 }
 
