@@ -92,3 +92,25 @@ t.test('bounded: the oldest entries go first, and old entries are given up', asy
     'not written (the wallet still replays the outcome)',
   );
 });
+
+t.test('a request answered without storing drops the lock its late-running begin took', async (t) => {
+  const writer = new LateAnswerWriter({ store, retryMs: 50 });
+  t.teardown(() => writer.close(0));
+  // The begin ran after all (as Redis does with a script its client gave up on): the lock is there.
+  const late = await store.begin('bet:late-3', 'variant-fp', opts);
+  if (late.kind !== 'acquired') return t.fail('not acquired');
+  t.equal(
+    (await store.begin('bet:late-3', 'original-fp', { ...opts, waitMs: 0 })).kind,
+    'mismatch',
+    'the lock refuses copies',
+  );
+
+  await proxy.stop();
+  writer.add({ key: 'bet:late-3', token: late.token });
+  await sleep(200);
+  t.equal(writer.size, 1, 'kept while Redis is unreachable');
+  await proxy.start();
+  for (let i = 0; i < 100 && writer.size > 0; i++) await sleep(50);
+  t.equal(writer.size, 0);
+  t.equal((await store.begin('bet:late-3', 'original-fp', opts)).kind, 'acquired', 'the key is free again');
+});

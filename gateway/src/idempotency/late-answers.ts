@@ -9,9 +9,11 @@
  * Bounded: at most `maxEntries` answers, each for at most `maxAgeMs`; past that the wallet still
  * replays the outcome to a copy that reaches it.
  */
-import type { IdempotencyStore, StoredAnswer } from './store.js';
+import type { IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
 
-export interface LateAnswer {
+export type LateAnswer = LateWrite | LateRelease;
+
+export interface LateWrite {
   key: string;
   /** The lock token of the request's own begin, when that begin may have run late. */
   token?: string;
@@ -21,18 +23,28 @@ export interface LateAnswer {
   correct?: boolean;
 }
 
+/** A request whose answer is not stored (undecided, or not the key's): only its late lock goes. */
+export interface LateRelease {
+  key: string;
+  token: string;
+  answer?: undefined;
+  correct?: undefined;
+}
+
+function entryId(entry: LateAnswer): string {
+  return [entry.key, entry.token ?? '', entry.answer === undefined ? 'release' : 'write'].join('\u0000');
+}
+
 export interface LateAnswerWriterOptions {
   store: IdempotencyStore;
   retryMs?: number;
   maxAgeMs?: number;
   maxEntries?: number;
-  onStored?: (entry: LateAnswer, result: 'stored' | 'answered') => void;
+  onStored?: (entry: LateWrite, result: 'stored' | 'answered') => void;
   onError?: (error: unknown) => void;
 }
 
-interface Pending extends LateAnswer {
-  since: number;
-}
+type Pending = LateAnswer & { since: number };
 
 export class LateAnswerWriter {
   readonly #store: IdempotencyStore;
@@ -61,14 +73,15 @@ export class LateAnswerWriter {
   /** Keeps the answer and tries to store it now (and again every retryMs while the store fails). */
   add(entry: LateAnswer): void {
     if (this.#closed) return;
-    const existing = this.#pending.get(entry.key);
+    const id = entryId(entry);
+    const existing = this.#pending.get(id);
     // The first answer is the one to keep, unless the ledger's outcome comes to correct it.
     if (existing !== undefined && !(entry.correct === true)) return;
     if (this.#pending.size >= this.#maxEntries && existing === undefined) {
       const oldest = this.#pending.keys().next();
       if (oldest.done !== true) this.#pending.delete(oldest.value);
     }
-    this.#pending.set(entry.key, { ...entry, since: Date.now() });
+    this.#pending.set(id, { ...entry, since: Date.now() });
     this.#schedule(0);
   }
 
@@ -88,8 +101,13 @@ export class LateAnswerWriter {
         this.#pending.delete(key);
         continue;
       }
-      let result;
+      let result: LateStoreResult;
       try {
+        if (entry.answer === undefined) {
+          await this.#store.releaseLate(entry.key, entry.token);
+          if (this.#pending.get(key) === entry) this.#pending.delete(key);
+          continue;
+        }
         result = await this.#store.storeLate(
           entry.key,
           entry.token,

@@ -121,6 +121,10 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     return 'stored';
   }
 
+  async releaseLate(key: string, token: string): Promise<void> {
+    await this.release(key, token);
+  }
+
   async release(key: string, token: string): Promise<boolean> {
     const lock = this.#locks.get(key);
     if (lock === undefined || lock.token !== token) return false;

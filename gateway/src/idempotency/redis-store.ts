@@ -192,6 +192,11 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     throw new Error(`unexpected storeLate reply ${String(result)}`);
   }
 
+  async releaseLate(key: string, token: string): Promise<void> {
+    const [, lockKey] = this.#keys(key);
+    await this.#redis.phiaIdemRelease(lockKey, token);
+  }
+
   async release(key: string, token: string): Promise<boolean> {
     const [, lockKey] = this.#keys(key);
     try {

@@ -69,6 +69,13 @@ export interface IdempotencyStore {
     answer: StoredAnswer,
     options?: { correct?: boolean },
   ): Promise<LateStoreResult>;
+  /**
+   * Drops the lock `token` holds, if it holds one: the lock a timed-out begin may have taken once the
+   * store ran it late, for a request whose answer is not to be stored. Throws when the store is
+   * unreachable (retry later; commands on one connection run in order, so a retry after the late
+   * begin finds its lock).
+   */
+  releaseLate(key: string, token: string): Promise<void>;
   /** Whether the store is reachable now (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

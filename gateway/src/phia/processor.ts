@@ -179,7 +179,9 @@ export class PhiaProcessor {
           // The wallet holds other content under this key (or is still running another copy): the
           // refusal belongs to this request, not to the key. Cached, it would be replayed to the
           // request that owns the key.
-          await this.#o.store.release(key, begin.token);
+          if (!(await this.#o.store.release(key, begin.token))) {
+            this.#o.lateAnswers?.add({ key, token: begin.token });
+          }
         } else {
           const stored = await this.#o.store.complete(key, begin.token, fingerprint, answer);
           if (!stored) {
@@ -196,6 +198,10 @@ export class PhiaProcessor {
           fingerprint,
           answer,
         });
+      } else if (begin.token !== undefined) {
+        // Nothing to store, but the timed-out begin may still take the lock when the store runs it:
+        // left there, it would hold copies (or refuse them as other content) until it expires.
+        this.#o.lateAnswers?.add({ key, token: begin.token });
       }
       return answer;
     } catch (error) {
