@@ -11,6 +11,12 @@ import { PhiaError } from '@phia/proto';
 export interface ExactJsonOptions {
   /** Deepest allowed nesting of objects and arrays; the top-level value is depth 1. */
   maxDepth?: number;
+  /**
+   * Keys whose bare number values become their exact source text (e.g. `amount`). Every other number
+   * stays a JSON number, so a number is never mistaken for a string field (`"tx_id": 5`). Default:
+   * every number becomes text.
+   */
+  exactNumberKeys?: ReadonlySet<string>;
 }
 
 export const DEFAULT_MAX_DEPTH = 16;
@@ -37,6 +43,7 @@ export function parseExactJsonBuffer(raw: Buffer, options?: ExactJsonOptions): u
 
 export function parseExactJson(text: string, options: ExactJsonOptions = {}): unknown {
   const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const exactKeys = options.exactNumberKeys;
   const out: string[] = [];
   let pos = 0;
   let copiedTo = 0;
@@ -58,7 +65,8 @@ export function parseExactJson(text: string, options: ExactJsonOptions = {}): un
     return text.slice(start, pos);
   };
 
-  const scanValue = (depth: number): void => {
+  /** `key`: the object key this value belongs to (undefined for array items and the top level). */
+  const scanValue = (depth: number, key?: string): void => {
     skipWhitespace();
     if (pos >= text.length) throw invalid('unexpected end of JSON');
     const c = text[pos];
@@ -73,10 +81,12 @@ export function parseExactJson(text: string, options: ExactJsonOptions = {}): un
       NUMBER.lastIndex = pos;
       const match = NUMBER.exec(text);
       if (!match) throw invalid(`malformed number at ${pos}`);
-      // Copy what precedes the number, then the number as a string token.
-      out.push(text.slice(copiedTo, pos), '"', match[0], '"');
       pos += match[0].length;
-      copiedTo = pos;
+      if (exactKeys === undefined || (key !== undefined && exactKeys.has(key))) {
+        // Copy what precedes the number, then the number as a string token.
+        out.push(text.slice(copiedTo, pos - match[0].length), '"', match[0], '"');
+        copiedTo = pos;
+      }
     } else if (text.startsWith('true', pos)) {
       pos += 4;
     } else if (text.startsWith('false', pos)) {
@@ -105,7 +115,7 @@ export function parseExactJson(text: string, options: ExactJsonOptions = {}): un
       skipWhitespace();
       if (text[pos] !== ':') throw invalid(`expected ':' at ${pos}`);
       pos++;
-      scanValue(depth + 1);
+      scanValue(depth + 1, key);
       skipWhitespace();
       if (text[pos] === ',') {
         pos++;

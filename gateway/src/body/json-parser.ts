@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PhiaError } from '@phia/proto';
+import { EXACT_NUMBER_FIELDS } from '../phia/contract.js';
 import { parseExactJsonBuffer, DEFAULT_MAX_DEPTH } from './exact-json.js';
 
 declare module 'fastify' {
@@ -33,7 +34,8 @@ export function installJsonParser(app: FastifyInstance, options: JsonParserOptio
       try {
         options.onRawBody?.(request, raw);
         if (raw.length === 0) throw new PhiaError('INVALID_REQUEST', 'empty body');
-        done(null, parseExactJsonBuffer(raw, { maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH }));
+        const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+        done(null, parseExactJsonBuffer(raw, { maxDepth, exactNumberKeys: EXACT_NUMBER_FIELDS }));
       } catch (error) {
         done(error as Error, undefined);
       }

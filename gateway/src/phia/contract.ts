@@ -54,6 +54,40 @@ export const LIMITS = {
   amountMaxLength: MAX_INTEGER_DIGITS + 1 + MAX_DECIMALS,
 } as const;
 
+/**
+ * Fields whose JSON number values the body parser keeps as exact text (`"amount": 12.50`). Any other
+ * number stays a number, so the schemas refuse it where a string is required.
+ */
+export const EXACT_NUMBER_FIELDS: ReadonlySet<string> = new Set(['amount']);
+
+/**
+ * The wallet stores ids with these limits counted in UTF-16 code units (JS string length), while a
+ * schema's maxLength counts code points: `fieldTooLong` refuses at the edge what the ledger would.
+ */
+const STORED_LENGTH: Readonly<Record<string, number>> = {
+  user_id: LIMITS.idMaxLength,
+  session_id: LIMITS.sessionIdMaxLength,
+  game_id: LIMITS.idMaxLength,
+  game_session_id: LIMITS.idMaxLength,
+  tx_id: LIMITS.idMaxLength,
+  round_id: LIMITS.idMaxLength,
+  bet_tx_id: LIMITS.idMaxLength,
+};
+const FIELDS_OF: Readonly<Record<Action, readonly string[]>> = {
+  balance: ['user_id', 'session_id', 'game_id', 'game_session_id'],
+  bet: ['user_id', 'session_id', 'game_id', 'game_session_id', 'tx_id', 'round_id'],
+  win: ['user_id', 'session_id', 'game_id', 'game_session_id', 'tx_id', 'round_id', 'bet_tx_id'],
+  refund: ['user_id', 'session_id', 'game_id', 'game_session_id', 'tx_id', 'round_id', 'bet_tx_id'],
+};
+
+/** The first field of a schema-valid body longer than the wallet stores, if any. */
+export function fieldTooLong(action: Action, body: Record<string, unknown>): string | undefined {
+  return FIELDS_OF[action].find((field) => {
+    const value = body[field];
+    return typeof value === 'string' && value.length > (STORED_LENGTH[field] ?? LIMITS.idMaxLength);
+  });
+}
+
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.idMaxLength });
 /** Optional text: absent, null or "" (all taken as absent), or a string. */
 const OptionalId = Type.Optional(Type.Union([Type.String({ maxLength: LIMITS.idMaxLength }), Type.Null()]));

@@ -3,13 +3,14 @@
  * with `action`. Each route declares its body and answer schemas; the work is the processor's.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { MoneyKind } from '@phia/proto';
+import { PhiaError, type MoneyKind } from '@phia/proto';
 import {
   ACTION_ENDPOINTS,
   ACTION_FIELD,
   ACTIONS,
   answerSchema,
   BODY_SCHEMA,
+  fieldTooLong,
   isAction,
   SINGLE_ENDPOINT,
   SingleEndpointBody,
@@ -50,6 +51,8 @@ export function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
 export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcessor): void {
   const handle = async (action: Action, request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as Record<string, unknown>;
+    const tooLong = fieldTooLong(action, body);
+    if (tooLong !== undefined) throw new PhiaError('INVALID_REQUEST', `${tooLong} longer than the wallet stores`);
     const info: PhiaRequestInfo = { action };
     request.phia = info;
     if (typeof body.tx_id === 'string') info.tx_id = body.tx_id;
