@@ -121,6 +121,12 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     return 'stored';
   }
 
+  async peek(key: string): Promise<{ fingerprint: string; answer: StoredAnswer } | undefined> {
+    const entry = this.#answers.get(key);
+    if (entry === undefined || entry.expiresAt <= Date.now()) return undefined;
+    return { fingerprint: entry.fingerprint, answer: entry.answer };
+  }
+
   async releaseLate(key: string, token: string): Promise<void> {
     await this.release(key, token);
   }

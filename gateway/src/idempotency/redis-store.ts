@@ -192,6 +192,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     throw new Error(`unexpected storeLate reply ${String(result)}`);
   }
 
+  async peek(key: string): Promise<{ fingerprint: string; answer: StoredAnswer } | undefined> {
+    const [answerKey] = this.#keys(key);
+    const record = parseRecord((await this.#redis.get(answerKey)) ?? undefined);
+    return record === undefined ? undefined : { fingerprint: record.f, answer: { status: record.s, body: record.b } };
+  }
+
   async releaseLate(key: string, token: string): Promise<void> {
     const [, lockKey] = this.#keys(key);
     await this.#redis.phiaIdemRelease(lockKey, token);

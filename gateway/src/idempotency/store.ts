@@ -76,6 +76,11 @@ export interface IdempotencyStore {
    * begin finds its lock).
    */
   releaseLate(key: string, token: string): Promise<void>;
+  /**
+   * The stored answer for `key` and the fingerprint it was stored for, without taking any lock.
+   * Throws when the store is unreachable.
+   */
+  peek(key: string): Promise<{ fingerprint: string; answer: StoredAnswer } | undefined>;
   /** Whether the store is reachable now (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

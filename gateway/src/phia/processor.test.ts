@@ -67,3 +67,51 @@ t.test('an IDEMPOTENCY_MISMATCH from the wallet is not cached: the real request 
   t.equal(again.replayed, true, 'and that answer is cached for the next duplicate');
   t.equal((await processor.money('bet', body('11.00'), ctx)).code, 'IDEMPOTENCY_MISMATCH');
 });
+
+t.test('a request that bypassed a slow store and met a wallet outage replays the answer the store holds', async (t) => {
+  // Found by the chaos soak (seed 105): on a loaded machine Redis answered the lock script after the
+  // 250 ms command timeout (bypass); the wallet was down, so the copy was about to be answered 503,
+  // while the store held the first answer, 200.
+  class SlowBeginStore extends InProcessIdempotencyStore {
+    override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
+      return { kind: 'bypass', reason: 'Command timed out' };
+    }
+  }
+  const store = new SlowBeginStore({ ttlSeconds: 60 });
+  const voids = new VoidQueue({ send: async () => undefined });
+  const wallet = {
+    calls: 0,
+    async money() {
+      this.calls++;
+      throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'connection refused');
+    },
+  };
+  t.teardown(() => store.close());
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const ctx = { requestId: 'r', log: quietLogger() };
+  const first = { status: 200, body: '{"balance":"90.00","currency":"USD","tx_id":"t-1"}' };
+  const { moneyFingerprint } = await import('@phia/proto');
+  const fingerprint = moneyFingerprint('bet', {
+    user_id: 'u1',
+    currency: 'USD',
+    amount: '10.00',
+    round_id: 'r-1',
+    game_session_id: 'gs-1',
+    bet_tx_id: '',
+  });
+  t.equal(await store.storeLate('bet:t-1', undefined, fingerprint, first), 'stored');
+
+  const copy = await processor.money('bet', body('10.00'), ctx);
+  t.equal(wallet.calls, 1, 'the wallet was asked first');
+  t.equal(copy.status, 200, 'the stored first answer, not 503');
+  t.equal(copy.body, first.body);
+
+  const other = await processor.money('bet', { ...body('10.00'), tx_id: 't-2' }, ctx);
+  t.equal(other.status, 503, 'nothing stored: the wallet outage is the answer');
+});

@@ -169,11 +169,11 @@ export class PhiaProcessor {
 
     try {
       const request = { amount, betTxId, decimals, fingerprint };
+      const first = await this.#answerWithoutStore(kind, body, request, begin.kind === 'bypass', ctx);
       const answer =
-        this.#answerOfPendingVoid(kind, body.tx_id, fingerprint) ??
-        (begin.kind === 'bypass' && this.#o.voids.othersMayHavePendingVoids()
-          ? await this.#settleWithoutStore(kind, body, request, ctx)
-          : await this.#callWallet(kind, body, request, ctx));
+        begin.kind === 'bypass' && first.status !== 200 && !isDecided(first)
+          ? ((await this.#storedAnswerAfterAll(key, fingerprint)) ?? first)
+          : first;
       if (begin.kind === 'acquired') {
         if (NOT_THE_KEYS_ANSWER.has(answer.code)) {
           // The wallet holds other content under this key (or is still running another copy): the
@@ -262,6 +262,40 @@ export class PhiaProcessor {
     if (pending.fingerprint !== '' && pending.fingerprint !== fingerprint) return errorToAnswer('IDEMPOTENCY_MISMATCH');
     this.#o.metrics?.replays.inc({ action: kind });
     return { ...errorToAnswer(pending.error_code), replayed: true };
+  }
+
+  /** The wallet's answer (or the pending void's), going the safe way when the store was bypassed. */
+  async #answerWithoutStore(
+    kind: MoneyKind,
+    body: MoneyBodyT,
+    request: { amount: string; betTxId: string | undefined; decimals: number; fingerprint: string },
+    bypassed: boolean,
+    ctx: RequestContext,
+  ): Promise<Answer> {
+    return (
+      this.#answerOfPendingVoid(kind, body.tx_id, request.fingerprint) ??
+      (bypassed && this.#o.voids.othersMayHavePendingVoids()
+        ? await this.#settleWithoutStore(kind, body, request, ctx)
+        : await this.#callWallet(kind, body, request, ctx))
+    );
+  }
+
+  /**
+   * A bypassed request about to be answered with an undecided error (the wallet could not answer
+   * either): the store may have been only slow, not down, and hold the first answer. If it does,
+   * that answer is the one to give (the void already queued for this attempt leaves it alone: this
+   * attempt cannot have applied a request whose outcome was stored).
+   */
+  async #storedAnswerAfterAll(key: string, fingerprint: string): Promise<Answer | undefined> {
+    let stored;
+    try {
+      stored = await this.#o.store.peek(key);
+    } catch {
+      return undefined;
+    }
+    if (stored === undefined || stored.fingerprint !== fingerprint) return undefined;
+    this.#o.metrics?.replays.inc({ action: key.slice(0, key.indexOf(':')) });
+    return { ...stored.answer, code: codeFromBody(stored.answer), replayed: true };
   }
 
   /**
