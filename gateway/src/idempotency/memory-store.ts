@@ -100,7 +100,7 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     options: { correct?: boolean } = {},
   ): Promise<LateStoreResult> {
     const now = Date.now();
-    const correct = options.correct === true;
+    const correct = options.correct === true && !UNDECIDED_STATUSES.has(answer.status);
     const lock = this.#locks.get(key);
     const mine = lock !== undefined && token !== undefined && lock.token === token;
     const existing = this.#answers.get(key);

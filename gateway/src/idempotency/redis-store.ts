@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { BeginOptions, BeginResult, IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
-import { pollDelay } from './store.js';
+import { pollDelay, UNDECIDED_STATUSES } from './store.js';
 
 // KEYS: answer, lock. ARGV: token, fingerprint, lockTtlMs.
 // Returns {'answer', json} | {'acquired'} | {'locked', fingerprint}.
@@ -178,7 +178,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   ): Promise<LateStoreResult> {
     const [answerKey, lockKey] = this.#keys(key);
     const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body };
-    const correct = options.correct === true ? '1' : '0';
+    // Only a decided answer corrects: between two undecided errors the one stored first stays.
+    const correct = options.correct === true && !UNDECIDED_STATUSES.has(answer.status) ? '1' : '0';
     const result = await this.#redis.phiaIdemStoreLate(
       answerKey,
       lockKey,

@@ -56,47 +56,40 @@ for (const [name, make] of stores) {
     t.same(await store.begin(orphan, 'fp', opts), { kind: 'replay', answer: late, waited: false }, 'no 409 for copies');
   });
 
-  t.test(
-    `${name}: storeLate with correct replaces an undecided answer by the ledger's, never a decided one`,
-    async (t) => {
-      const store = make();
-      t.teardown(() => store.close());
-      const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
-      const timeout = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
-      const declined = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
+  t.test(`${name}: storeLate with correct replaces an undecided answer by a decided one, nothing else`, async (t) => {
+    const store = make();
+    t.teardown(() => store.close());
+    const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+    const timeout = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
+    const declined = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
 
-      const key = `bet:${name}-correct`;
-      t.equal(await store.storeLate(key, undefined, 'fp', unavailable), 'stored');
-      t.equal(await store.storeLate(key, undefined, 'fp', timeout), 'answered', 'without correct, never replaced');
-      t.equal(
-        await store.storeLate(key, undefined, 'fp', timeout, { correct: true }),
-        'stored',
-        "the ledger's error wins",
-      );
-      t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer: timeout, waited: false });
-      t.equal(
-        await store.storeLate(key, undefined, 'other-fp', answer, { correct: true }),
-        'answered',
-        'other content',
-      );
-      t.equal(await store.storeLate(key, undefined, 'fp', answer, { correct: true }), 'stored');
-      t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
-      t.equal(
-        await store.storeLate(key, undefined, 'fp', declined, { correct: true }),
-        'answered',
-        'a decided answer stays',
-      );
-      t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
+    const key = `bet:${name}-correct`;
+    t.equal(await store.storeLate(key, undefined, 'fp', unavailable), 'stored');
+    t.equal(await store.storeLate(key, undefined, 'fp', timeout), 'answered', 'without correct, never replaced');
+    t.equal(
+      await store.storeLate(key, undefined, 'fp', timeout, { correct: true }),
+      'answered',
+      'between two errors the first stays',
+    );
+    t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer: unavailable, waited: false });
+    t.equal(await store.storeLate(key, undefined, 'other-fp', answer, { correct: true }), 'answered', 'other content');
+    t.equal(await store.storeLate(key, undefined, 'fp', answer, { correct: true }), 'stored');
+    t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
+    t.equal(
+      await store.storeLate(key, undefined, 'fp', declined, { correct: true }),
+      'answered',
+      'a decided answer stays',
+    );
+    t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
 
-      // A decided outcome is written even while a copy holds the key (the copy's own answer never overwrites it).
-      const busy = `bet:${name}-correct-busy`;
-      const copy = await store.begin(busy, 'fp', opts);
-      if (copy.kind !== 'acquired') return t.fail('not acquired');
-      t.equal(await store.storeLate(busy, undefined, 'fp', answer, { correct: true }), 'stored');
-      await store.complete(busy, copy.token, 'fp', unavailable);
-      t.same(await store.begin(busy, 'fp', opts), { kind: 'replay', answer, waited: false });
-    },
-  );
+    // A decided outcome is written even while a copy holds the key (the copy's own answer never overwrites it).
+    const busy = `bet:${name}-correct-busy`;
+    const copy = await store.begin(busy, 'fp', opts);
+    if (copy.kind !== 'acquired') return t.fail('not acquired');
+    t.equal(await store.storeLate(busy, undefined, 'fp', answer, { correct: true }), 'stored');
+    await store.complete(busy, copy.token, 'fp', unavailable);
+    t.same(await store.begin(busy, 'fp', opts), { kind: 'replay', answer, waited: false });
+  });
 
   t.test(`${name}: first request takes the lock, duplicates replay the stored answer`, async (t) => {
     const store = make();

@@ -115,3 +115,78 @@ t.test('a request that bypassed a slow store and met a wallet outage replays the
   const other = await processor.money('bet', { ...body('10.00'), tx_id: 't-2' }, ctx);
   t.equal(other.status, 503, 'nothing stored: the wallet outage is the answer');
 });
+
+t.test(
+  'without the store, a copy waits for the same request running on this gateway; other content is refused',
+  async (t) => {
+    // Found by the chaos soak (seed 107): Redis answered too late for both copies; the copy raced the
+    // original to the wallet and applied the request the original was answered 504 for.
+    class SlowBeginStore extends InProcessIdempotencyStore {
+      override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
+        return { kind: 'bypass', reason: 'Command timed out' };
+      }
+    }
+    const store = new SlowBeginStore({ ttlSeconds: 60 });
+    const voids = new VoidQueue({ send: async () => undefined });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const wallet = {
+      calls: 0,
+      async money() {
+        this.calls++;
+        await gate;
+        throw new WalletError('WALLET_TIMEOUT', false, 4, 'deadline exceeded');
+      },
+    };
+    t.teardown(() => store.close());
+    const processor = new PhiaProcessor({
+      wallet: wallet as unknown as WalletClient,
+      store,
+      voids,
+      currencies: buildCurrencyTable(),
+      deadlineMs: 1000,
+    });
+    const ctx = { requestId: 'r', log: quietLogger() };
+
+    const original = processor.money('bet', body('10.00'), ctx);
+    const copy = processor.money('bet', body('10.00'), ctx);
+    const variant = await processor.money('bet', body('11.00'), ctx);
+    t.equal(variant.code, 'IDEMPOTENCY_MISMATCH', 'other content under a running key');
+    release();
+    const [first, second] = await Promise.all([original, copy]);
+    t.equal(wallet.calls, 1, 'one wallet call for both copies');
+    t.equal(first.status, 504);
+    t.equal(second.status, 504, 'the copy gets the running request’s answer');
+    t.equal(second.body, first.body);
+    t.equal(second.replayed, true);
+    t.equal(voids.pendingFor('bet', 't-1')?.error_code, 'WALLET_TIMEOUT', 'one void, for the attempt that ran');
+  },
+);
+
+t.test('a bypassed request that finds the key stored for other content is refused as a reuse', async (t) => {
+  class SlowBeginStore extends InProcessIdempotencyStore {
+    override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
+      return { kind: 'bypass', reason: 'Command timed out' };
+    }
+  }
+  const store = new SlowBeginStore({ ttlSeconds: 60 });
+  const voids = new VoidQueue({ send: async () => undefined });
+  const wallet = {
+    async money() {
+      throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'connection refused');
+    },
+  };
+  t.teardown(() => store.close());
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const first = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
+  t.equal(await store.storeLate('bet:t-1', undefined, 'the-original-fingerprint', first), 'stored');
+  const variant = await processor.money('bet', body('11.00'), { requestId: 'r', log: quietLogger() });
+  t.equal(variant.status, 409);
+  t.equal(variant.code, 'IDEMPOTENCY_MISMATCH');
+});

@@ -101,6 +101,12 @@ export class PhiaProcessor {
   readonly #o: ProcessorOptions;
   readonly #waitMs: number;
   readonly #lockTtlMs: number;
+  /**
+   * Money requests this gateway is running, by key and fingerprint: a copy that cannot use the store
+   * waits for the running one here instead of racing it to the wallet (where it could apply the
+   * request the running one is about to answer with a timeout).
+   */
+  readonly #running = new Map<string, { fingerprint: string; answer: Promise<Answer> }>();
 
   constructor(options: ProcessorOptions) {
     this.#o = options;
@@ -167,11 +173,29 @@ export class PhiaProcessor {
         break;
     }
 
+    if (begin.kind === 'bypass') {
+      const running = this.#running.get(key);
+      if (running !== undefined) {
+        if (running.fingerprint !== fingerprint) return errorToAnswer('IDEMPOTENCY_MISMATCH');
+        metrics?.lockWaits.inc({ action: kind, outcome: 'replay' });
+        const answer = await running.answer;
+        return { ...answer, replayed: true };
+      }
+    }
+    let settle: (answer: Answer) => void = () => {};
+    const mine = {
+      fingerprint,
+      answer: new Promise<Answer>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    if (!this.#running.has(key)) this.#running.set(key, mine);
+
     try {
       const request = { amount, betTxId, decimals, fingerprint };
       const first = await this.#answerWithoutStore(kind, body, request, begin.kind === 'bypass', ctx);
       const answer =
-        begin.kind === 'bypass' && first.status !== 200 && !isDecided(first)
+        begin.kind === 'bypass' && first.code !== 'ok' && needsVoid(first.code)
           ? ((await this.#storedAnswerAfterAll(key, fingerprint)) ?? first)
           : first;
       if (begin.kind === 'acquired') {
@@ -203,11 +227,15 @@ export class PhiaProcessor {
         // left there, it would hold copies (or refuse them as other content) until it expires.
         this.#o.lateAnswers?.add({ key, token: begin.token });
       }
+      settle(answer);
       return answer;
     } catch (error) {
       // Unexpected (the wallet call itself never throws): free the key for the next duplicate.
+      settle(errorToAnswer('INTERNAL'));
       if (begin.kind === 'acquired') await this.#o.store.release(key, begin.token);
       throw error;
+    } finally {
+      if (this.#running.get(key) === mine) this.#running.delete(key);
     }
   }
 
@@ -284,7 +312,8 @@ export class PhiaProcessor {
    * A bypassed request about to be answered with an undecided error (the wallet could not answer
    * either): the store may have been only slow, not down, and hold the first answer. If it does,
    * that answer is the one to give (the void already queued for this attempt leaves it alone: this
-   * attempt cannot have applied a request whose outcome was stored).
+   * attempt cannot have applied a request whose outcome was stored), or IDEMPOTENCY_MISMATCH when it
+   * was stored for other content (the void, carrying this content's fingerprint, leaves that alone).
    */
   async #storedAnswerAfterAll(key: string, fingerprint: string): Promise<Answer | undefined> {
     let stored;
@@ -293,7 +322,9 @@ export class PhiaProcessor {
     } catch {
       return undefined;
     }
-    if (stored === undefined || stored.fingerprint !== fingerprint) return undefined;
+    if (stored === undefined) return undefined;
+    // The key belongs to other content: this request is a reuse of its tx_id, whatever the wallet said.
+    if (stored.fingerprint !== fingerprint) return errorToAnswer('IDEMPOTENCY_MISMATCH');
     this.#o.metrics?.replays.inc({ action: key.slice(0, key.indexOf(':')) });
     return { ...stored.answer, code: codeFromBody(stored.answer), replayed: true };
   }
