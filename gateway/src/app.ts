@@ -72,7 +72,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const ownLogger = options.logger === undefined ? createLogger(config.logLevel) : undefined;
+  const logger: FastifyBaseLogger = options.logger ?? (ownLogger as FastifyBaseLogger);
   const cleanups: (() => Promise<void> | void)[] = [];
 
   const https =
@@ -289,6 +290,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         app.log.warn({ err: (error as Error).message }, 'error while closing');
       }
     }
+    // The logger writes asynchronously: what it buffered goes out before the app is closed.
+    ownLogger?.flush();
   });
   return app;
 }
