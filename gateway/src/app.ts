@@ -18,6 +18,7 @@ import { isErrorCode, PhiaError, type ErrorCode } from '@phia/proto';
 import { createPhiaAuth } from './auth/plugin.js';
 import { installJsonParser } from './body/json-parser.js';
 import type { GatewayConfig } from './config.js';
+import { FinalAnswerCache } from './idempotency/final-answer-cache.js';
 import { InProcessIdempotencyStore } from './idempotency/memory-store.js';
 import { RedisIdempotencyStore } from './idempotency/redis-store.js';
 import type { IdempotencyStore } from './idempotency/store.js';
@@ -128,11 +129,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics.walletCalls.observe({ method, outcome }, seconds);
     if (outcome !== 'ok') metrics.walletErrors.inc({ method, code: outcome });
   };
+  // Set once under-pressure is registered (below): the wallet client refuses calls while it says so.
+  let overloaded: () => boolean = () => false;
   let wallet = options.wallet;
   if (wallet === undefined) {
     const created = new WalletClient({
       address: config.walletAddr,
       deadlineMs: config.walletDeadlineMs,
+      maxInFlight: config.walletMaxInFlight,
+      isOverloaded: () => overloaded(),
       onCall: onWalletCall,
     });
     wallet = created;
@@ -145,7 +150,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     const created: IdempotencyStore =
       redisClient === undefined
         ? new InProcessIdempotencyStore({ ttlSeconds: config.idempotencyTtlSeconds })
-        : new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds });
+        : withFinalAnswerCache(
+            new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds }),
+            config,
+          );
     store = created;
     cleanups.push(() => created.close());
   }
@@ -175,14 +183,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('gateway', { config, store: idempotencyStore, wallet: walletClient, voids, metrics });
 
   await app.register(helmet, { global: true });
-  // Load shedding is safe only where no money moves: a refused bet must stay refused (rule 5), and
-  // a request shed here never reached the wallet. So under-pressure only measures (its handler lets
-  // every request through) and balance requests alone are shed, by the hook below.
+  // Load shedding: under-pressure only measures (its handler lets every request through). Balance
+  // requests are shed by the hook below, before their body is read (no money moves). Money requests
+  // are shed by the wallet client's admission check (`overloaded`): after the body is read, so the
+  // 503 is stored for duplicates and voided like any undecided error, and can never apply (rule 5).
   await app.register(underPressure, {
-    maxEventLoopDelay: 1000,
+    maxEventLoopDelay: config.maxEventLoopDelayMs,
+    sampleInterval: 250,
     exposeStatusRoute: false,
     pressureHandler: () => undefined,
   });
+  overloaded = () => app.isUnderPressure();
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.action === 'balance' && app.isUnderPressure()) {
       return reply
@@ -294,6 +305,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ownLogger?.flush();
   });
   return app;
+}
+
+/** The Redis store behind an in-process LRU of final answers (IDEMPOTENCY_CACHE_SIZE, 0: none). */
+function withFinalAnswerCache(store: IdempotencyStore, config: GatewayConfig): IdempotencyStore {
+  if (config.idempotencyCacheSize === 0) return store;
+  return new FinalAnswerCache(store, {
+    maxEntries: config.idempotencyCacheSize,
+    ttlMs: config.idempotencyTtlSeconds * 1000,
+  });
 }
 
 /** The contract code of any error reaching the error handler. */

@@ -54,7 +54,8 @@ export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcesso
     request.phia = info;
     if (typeof body.tx_id === 'string') info.tx_id = body.tx_id;
     if (typeof body.round_id === 'string') info.round_id = body.round_id;
-    const ctx = { requestId: request.id, log: request.log };
+    // Fastify's start of this request (reply.elapsedTime counts from it): the deadline counts from here.
+    const ctx = { requestId: request.id, log: request.log, arrivedAt: Date.now() - reply.elapsedTime };
     const answer =
       action === 'balance'
         ? await processor.balance(body as BalanceBodyT, ctx)

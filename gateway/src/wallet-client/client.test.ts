@@ -3,10 +3,10 @@ import * as grpc from '@grpc/grpc-js';
 import { GrpcStatus, WALLET_ERROR_CODE_KEY } from '@phia/proto';
 import { toWalletError, WalletClient } from './client.js';
 
-function serviceError(code: number, walletCode?: string): grpc.ServiceError {
+function serviceError(code: number, walletCode?: string, details = 'details'): grpc.ServiceError {
   const metadata = new grpc.Metadata();
   if (walletCode !== undefined) metadata.set(WALLET_ERROR_CODE_KEY, walletCode);
-  return Object.assign(new Error('x'), { code, details: 'details', metadata }) as grpc.ServiceError;
+  return Object.assign(new Error('x'), { code, details, metadata }) as grpc.ServiceError;
 }
 
 t.test('grpc errors map to contract codes', async (t) => {
@@ -29,6 +29,25 @@ t.test('grpc errors map to contract codes', async (t) => {
     t.equal(error.grpcCode, grpcCode);
   }
   t.equal(toWalletError(new Error('weird')).code, 'INTERNAL');
+});
+
+t.test('a reset HTTP/2 stream or session is WALLET_UNAVAILABLE, not INTERNAL', async (t) => {
+  // grpc-js's texts when the server resets the stream or closes the session (seen under overload).
+  for (const details of [
+    'Received RST_STREAM with code 2 triggered by internal client error: Session closed with error code 2',
+    'Received RST_STREAM with code 2 (Internal server error)',
+    'Session closed with error code 2',
+  ]) {
+    const error = toWalletError(serviceError(GrpcStatus.INTERNAL, undefined, details));
+    t.equal(error.code, 'WALLET_UNAVAILABLE', details);
+    t.equal(error.decidedByWallet, false);
+  }
+  t.equal(toWalletError(serviceError(GrpcStatus.INTERNAL, undefined, 'boom')).code, 'INTERNAL');
+  t.equal(
+    toWalletError(serviceError(GrpcStatus.INTERNAL, 'INTERNAL', 'Session closed')).code,
+    'INTERNAL',
+    "the wallet's own code wins",
+  );
 });
 
 t.test('a closed client answers WALLET_UNAVAILABLE at once', async (t) => {
