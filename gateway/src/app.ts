@@ -193,9 +193,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     exposeStatusRoute: false,
     pressureHandler: () => undefined,
   });
-  overloaded = () => app.isUnderPressure();
+  // The mean event-loop delay of the last sample window. Infinity means a window without a single
+  // sample (the loop was blocked for all of it, e.g. by start-up schema compilation): a past stall,
+  // not a backlog, so it sheds nothing.
+  overloaded = () => {
+    if (config.maxEventLoopDelayMs === 0) return false;
+    const delay = app.memoryUsage().eventLoopDelay;
+    return Number.isFinite(delay) && delay > config.maxEventLoopDelayMs;
+  };
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.action === 'balance' && app.isUnderPressure()) {
+    if (request.routeOptions.config.action === 'balance' && overloaded()) {
       return reply
         .code(503)
         .type(JSON_TYPE)
