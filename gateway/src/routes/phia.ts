@@ -10,6 +10,7 @@ import {
   ACTIONS,
   answerSchema,
   BODY_SCHEMA,
+  errorAnswer,
   isAction,
   SINGLE_ENDPOINT,
   SingleEndpointBody,
@@ -52,6 +53,15 @@ export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcesso
     const body = request.body as Record<string, unknown>;
     const info: PhiaRequestInfo = { action };
     request.phia = info;
+    if (request.raw.socket?.destroyed === true) {
+      // The client is gone (it gave up while the request waited in a busy gateway's queues): nobody
+      // can receive an answer, so nothing is done, neither in the store nor in the wallet.
+      info.code = 'CLIENT_GONE';
+      return reply
+        .code(503)
+        .type(JSON_TYPE)
+        .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
+    }
     if (typeof body.tx_id === 'string') info.tx_id = body.tx_id;
     if (typeof body.round_id === 'string') info.round_id = body.round_id;
     // Fastify's start of this request (reply.elapsedTime counts from it): the deadline counts from here.
