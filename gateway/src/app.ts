@@ -183,13 +183,22 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('gateway', { config, store: idempotencyStore, wallet: walletClient, voids, metrics });
 
   await app.register(helmet, { global: true });
-  // Load shedding: under-pressure only measures (its handler lets every request through). Balance
-  // requests are shed by the hook below, before their body is read (no money moves). Money requests
-  // are shed by the wallet client's admission check (`overloaded`): after the body is read, so the
-  // 503 is stored for duplicates and voided like any undecided error, and can never apply (rule 5).
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  // Load shedding. under-pressure only measures the event-loop delay (its handler lets every request
+  // through); `overloaded` reads it. Two places shed:
+  // - here, before the body is read, every PHIA request while the loop is overloaded: the cheapest
+  //   answer there is (one pass through the loop), so the excess cannot pile up behind the work. A
+  //   money request shed here never reached the store or the wallet, so nothing is stored and nothing
+  //   is voided: the gateway never saw it (a duplicate, should PHIA send one, is a new request);
+  // - the wallet client's admission check (WALLET_MAX_IN_FLIGHT, and the same overload signal for
+  //   requests admitted here just before the loop got overloaded): there the 503 is stored for
+  //   duplicates and voided like any undecided error, so it can never apply (rule 5).
   await app.register(underPressure, {
     maxEventLoopDelay: config.maxEventLoopDelayMs,
-    sampleInterval: 250,
+    sampleInterval: 100,
     exposeStatusRoute: false,
     pressureHandler: () => undefined,
   });
@@ -202,16 +211,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     return Number.isFinite(delay) && delay > config.maxEventLoopDelayMs;
   };
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.action === 'balance' && overloaded()) {
+    if (request.routeOptions.config.phia === true && overloaded()) {
+      request.phia = { code: 'WALLET_UNAVAILABLE' };
+      const action = request.routeOptions.config.action;
+      if (action !== undefined) request.phia.action = action;
       return reply
         .code(503)
         .type(JSON_TYPE)
         .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
     }
-  });
-
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
   });
 
   const auth = createPhiaAuth(config);

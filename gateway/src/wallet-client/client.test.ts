@@ -59,3 +59,30 @@ t.test('a closed client answers WALLET_UNAVAILABLE at once', async (t) => {
   t.ok(Date.now() - started < 1000);
   t.equal(await client.ping(50), false);
 });
+
+t.test('while overloaded, balance and money calls are refused at once; other calls go through', async (t) => {
+  let overloaded = true;
+  const client = new WalletClient({
+    address: '127.0.0.1:1',
+    deadlineMs: 200,
+    maxInFlight: 10,
+    isOverloaded: () => overloaded,
+  });
+  t.teardown(() => client.close());
+  const refused = { code: 'WALLET_UNAVAILABLE', grpcCode: GrpcStatus.RESOURCE_EXHAUSTED, decidedByWallet: false };
+  await t.rejects(client.getBalance({ user_id: 'u', currency: 'USD' }), refused);
+  const money = { tx_id: 't', user_id: 'u', currency: 'USD', amount: '1.00', round_id: 'r', game_session_id: 'g' };
+  await t.rejects(client.money('Bet', money), refused);
+  t.equal(client.inFlight, 0);
+  // A void is not a PHIA request: never refused by admission (here the address is closed: UNAVAILABLE).
+  await t.rejects(client.void({ kind: 'bet', tx_id: 't' }), {
+    code: 'WALLET_UNAVAILABLE',
+    grpcCode: GrpcStatus.UNAVAILABLE,
+  });
+  overloaded = false;
+  await t.rejects(client.getBalance({ user_id: 'u', currency: 'USD' }), {
+    code: 'WALLET_UNAVAILABLE',
+    grpcCode: GrpcStatus.UNAVAILABLE,
+  });
+  t.equal(client.inFlight, 0, 'a finished call leaves the count');
+});
