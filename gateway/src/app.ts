@@ -189,7 +189,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   // Load shedding. under-pressure only measures the event-loop delay (its handler lets every request
   // through); `overloaded` reads it. Two places shed:
-  // - here, before the body is read, every PHIA request while the loop is overloaded: the cheapest
+  // - here, before the body is read, every PHIA request while the loop is overloaded or 4 x
+  //   WALLET_MAX_IN_FLIGHT PHIA requests are in progress already: the cheapest
   //   answer there is (one pass through the loop), so the excess cannot pile up behind the work. A
   //   money request shed here never reached the store or the wallet, so nothing is stored and nothing
   //   is voided: the gateway never saw it (a duplicate, should PHIA send one, is a new request);
@@ -210,8 +211,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     const delay = app.memoryUsage().eventLoopDelay;
     return Number.isFinite(delay) && delay > config.maxEventLoopDelayMs;
   };
+  // PHIA requests in progress at most (4 x WALLET_MAX_IN_FLIGHT): the rest would only queue in front
+  // of the wallet client's own bound, each costing its store and void round trips on a saturated loop.
+  const maxInProgress = 4 * config.walletMaxInFlight;
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.phia === true && overloaded()) {
+    if (request.routeOptions.config.phia === true && (overloaded() || inFlight.size >= maxInProgress)) {
       request.phia = { code: 'WALLET_UNAVAILABLE' };
       const action = request.routeOptions.config.action;
       if (action !== undefined) request.phia.action = action;
