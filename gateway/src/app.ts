@@ -213,9 +213,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   };
   // PHIA requests in progress at most (4 x WALLET_MAX_IN_FLIGHT): the rest would only queue in front
   // of the wallet client's own bound, each costing its store and void round trips on a saturated loop.
+  // Counted until the response's 'close' event, which comes whether the answer went out or the
+  // client went away first (onResponse does not run for a request whose client left mid-way).
   const maxInProgress = 4 * config.walletMaxInFlight;
+  let inProgress = 0;
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.phia === true && (overloaded() || inFlight.size >= maxInProgress)) {
+    if (request.routeOptions.config.phia !== true) return;
+    if (overloaded() || inProgress >= maxInProgress) {
       request.phia = { code: 'WALLET_UNAVAILABLE' };
       const action = request.routeOptions.config.action;
       if (action !== undefined) request.phia.action = action;
@@ -224,6 +228,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         .type(JSON_TYPE)
         .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
     }
+    inProgress++;
+    reply.raw.once('close', () => {
+      inProgress--;
+    });
   });
 
   const auth = createPhiaAuth(config);

@@ -127,3 +127,12 @@ t.test('the wallet client refuses a call whose deadline is gone before making it
     decidedByWallet: false,
   });
 });
+
+t.test('answered requests leave the in-progress count (bound: 4 x WALLET_MAX_IN_FLIGHT)', async (t) => {
+  const user = uid('seq');
+  await stack.fund(user, 'USD', '20');
+  for (let i = 0; i < 12; i++) {
+    const res = await stack.post('/phia/balance', { user_id: user, currency: 'USD' });
+    t.equal(res.statusCode, 200, `request ${i + 1} of 12, one at a time`);
+  }
+});
