@@ -188,7 +188,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   // Load shedding. under-pressure only measures the event-loop delay (its handler lets every request
-  // through); `overloaded` reads it. Two places shed:
+  // through); `overloaded` reads it every 100 ms. Two places shed:
   // - here, before the body is read, every PHIA request while the loop is overloaded or 4 x
   //   WALLET_MAX_IN_FLIGHT PHIA requests are in progress already: the cheapest
   //   answer there is (one pass through the loop), so the excess cannot pile up behind the work. A
@@ -203,14 +203,20 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     exposeStatusRoute: false,
     pressureHandler: () => undefined,
   });
-  // The mean event-loop delay of the last sample window. Infinity means a window without a single
-  // sample (the loop was blocked for all of it, e.g. by start-up schema compilation): a past stall,
-  // not a backlog, so it sheds nothing.
-  overloaded = () => {
-    if (config.maxEventLoopDelayMs === 0) return false;
-    const delay = app.memoryUsage().eventLoopDelay;
-    return Number.isFinite(delay) && delay > config.maxEventLoopDelayMs;
-  };
+  // Overloaded: the mean event-loop delay was above the limit in two sample windows in a row (about
+  // 200 ms), so that one pause (a GC, a JIT burst on a cold start, the process descheduled on a busy
+  // machine) sheds nothing. Infinity means a window without a single sample (the loop was blocked for
+  // all of it, e.g. by start-up schema compilation): a past stall, not a backlog, so it sheds nothing.
+  const delays = [0, 0];
+  const delayTimer = setInterval(() => {
+    delays.shift();
+    delays.push(app.memoryUsage().eventLoopDelay);
+  }, 100);
+  delayTimer.unref();
+  cleanups.push(() => clearInterval(delayTimer));
+  overloaded = () =>
+    config.maxEventLoopDelayMs > 0 &&
+    delays.every((delay) => Number.isFinite(delay) && delay > config.maxEventLoopDelayMs);
   // PHIA requests in progress at most (4 x WALLET_MAX_IN_FLIGHT): the rest would only queue in front
   // of the wallet client's own bound, each costing its store and void round trips on a saturated loop.
   // Counted until the response's 'close' event, which comes whether the answer went out or the
