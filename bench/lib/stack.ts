@@ -16,6 +16,8 @@ import { CURRENCY } from './phia.js';
 import { freePort, onCleanup, spawnNode, spawnProcess, waitUntil, type Child } from './proc.js';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
+/** The V8 flags the gateway runs with in production (scripts/start.js GATEWAY_NODE_ARGS, gateway/Dockerfile NODE_OPTIONS). */
+export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=4'];
 const WALLET_ENTRY = join(ROOT, 'wallet-service', 'dist', 'server.js');
 const GATEWAY_ENTRY = join(ROOT, 'gateway', 'dist', 'server.js');
 
@@ -124,7 +126,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   );
 
   const gateway = spawnNode('gateway', gatewayEntry, [], {
-    nodeArgs: [...options.nodeArgs, ...(options.gatewayNodeArgs ?? [])],
+    // The production gateway's V8 flags (scripts/start.js, gateway/Dockerfile), then the experiment's.
+    nodeArgs: [...options.nodeArgs, ...GATEWAY_NODE_ARGS, ...(options.gatewayNodeArgs ?? [])],
     logFile: join(options.logDir, 'gateway.log'),
     env: {
       ...process.env,

@@ -19,6 +19,7 @@ import { createPhiaAuth } from './auth/plugin.js';
 import { installJsonParser } from './body/json-parser.js';
 import type { GatewayConfig } from './config.js';
 import { LateAnswerWriter } from './idempotency/late-answers.js';
+import { FinalAnswerCache } from './idempotency/final-answer-cache.js';
 import { InProcessIdempotencyStore } from './idempotency/memory-store.js';
 import { RedisIdempotencyStore } from './idempotency/redis-store.js';
 import type { IdempotencyStore } from './idempotency/store.js';
@@ -73,7 +74,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const ownLogger = options.logger === undefined ? createLogger(config.logLevel) : undefined;
+  const logger: FastifyBaseLogger = options.logger ?? (ownLogger as FastifyBaseLogger);
   const cleanups: (() => Promise<void> | void)[] = [];
 
   const https =
@@ -129,11 +131,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics.walletCalls.observe({ method, outcome }, seconds);
     if (outcome !== 'ok') metrics.walletErrors.inc({ method, code: outcome });
   };
+  // Set once under-pressure is registered (below): the wallet client refuses calls while it says so.
+  let overloaded: () => boolean = () => false;
   let wallet = options.wallet;
   if (wallet === undefined) {
     const created = new WalletClient({
       address: config.walletAddr,
       deadlineMs: config.walletDeadlineMs,
+      maxInFlight: config.walletMaxInFlight,
+      isOverloaded: () => overloaded(),
       onCall: onWalletCall,
     });
     wallet = created;
@@ -146,7 +152,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     const created: IdempotencyStore =
       redisClient === undefined
         ? new InProcessIdempotencyStore({ ttlSeconds: config.idempotencyTtlSeconds })
-        : new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds });
+        : withFinalAnswerCache(
+            new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds }),
+            config,
+          );
     store = created;
     cleanups.push(() => created.close());
   }
@@ -194,25 +203,60 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('gateway', { config, store: idempotencyStore, wallet: walletClient, voids, metrics });
 
   await app.register(helmet, { global: true });
-  // Load shedding is safe only where no money moves: a refused bet must stay refused (rule 5), and
-  // a request shed here never reached the wallet. So under-pressure only measures (its handler lets
-  // every request through) and balance requests alone are shed, by the hook below.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  // Load shedding. under-pressure only measures the event-loop delay (its handler lets every request
+  // through); `overloaded` reads it every 100 ms. Two places shed:
+  // - here, before the body is read, balance requests while the loop is overloaded or 4 x
+  //   WALLET_MAX_IN_FLIGHT PHIA requests are in progress already: the cheapest answer there is (one
+  //   pass through the loop). Money requests are not shed here: their tx_id is in the body, and a 503
+  //   that is neither stored nor voided could let a later copy apply (rule 5);
+  // - the wallet client's admission check (WALLET_MAX_IN_FLIGHT, and the same overload signal for
+  //   requests admitted here just before the loop got overloaded): there the 503 is stored for
+  //   duplicates and voided like any undecided error, so it can never apply (rule 5).
   await app.register(underPressure, {
-    maxEventLoopDelay: 1000,
+    maxEventLoopDelay: config.maxEventLoopDelayMs,
+    sampleInterval: 100,
     exposeStatusRoute: false,
     pressureHandler: () => undefined,
   });
+  // Overloaded: the mean event-loop delay was above the limit in two sample windows in a row (about
+  // 200 ms), so that one pause (a GC, a JIT burst on a cold start, the process descheduled on a busy
+  // machine) sheds nothing. Infinity means a window without a single sample (the loop was blocked for
+  // all of it, e.g. by start-up schema compilation): a past stall, not a backlog, so it sheds nothing.
+  const delays = [0, 0];
+  const delayTimer = setInterval(() => {
+    delays.shift();
+    delays.push(app.memoryUsage().eventLoopDelay);
+  }, 100);
+  delayTimer.unref();
+  cleanups.push(() => clearInterval(delayTimer));
+  overloaded = () =>
+    config.maxEventLoopDelayMs > 0 &&
+    delays.every((delay) => Number.isFinite(delay) && delay > config.maxEventLoopDelayMs);
+  // PHIA requests in progress at most (4 x WALLET_MAX_IN_FLIGHT): the rest would only queue in front
+  // of the wallet client's own bound, each costing its store and void round trips on a saturated loop.
+  // Counted until the response's 'close' event, which comes whether the answer went out or the
+  // client went away first (onResponse does not run for a request whose client left mid-way).
+  const maxInProgress = 4 * config.walletMaxInFlight;
+  let inProgress = 0;
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.action === 'balance' && app.isUnderPressure()) {
+    if (request.routeOptions.config.phia !== true) return;
+    if (request.routeOptions.config.action === 'balance' && (overloaded() || inProgress >= maxInProgress)) {
+      request.phia = { code: 'WALLET_UNAVAILABLE' };
+      const action = request.routeOptions.config.action;
+      if (action !== undefined) request.phia.action = action;
       return reply
         .code(503)
         .type(JSON_TYPE)
         .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
     }
-  });
-
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
+    inProgress++;
+    reply.raw.once('close', () => {
+      inProgress--;
+    });
   });
 
   const auth = createPhiaAuth(config);
@@ -309,8 +353,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         app.log.warn({ err: (error as Error).message }, 'error while closing');
       }
     }
+    // The logger writes asynchronously: what it buffered goes out before the app is closed.
+    ownLogger?.flush();
   });
   return app;
+}
+
+/** The Redis store behind an in-process LRU of final answers (IDEMPOTENCY_CACHE_SIZE, 0: none). */
+function withFinalAnswerCache(store: IdempotencyStore, config: GatewayConfig): IdempotencyStore {
+  if (config.idempotencyCacheSize === 0) return store;
+  return new FinalAnswerCache(store, {
+    maxEntries: config.idempotencyCacheSize,
+    ttlMs: config.idempotencyTtlSeconds * 1000,
+  });
 }
 
 /** The contract code of any error reaching the error handler. */

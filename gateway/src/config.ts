@@ -32,6 +32,12 @@ export interface GatewayConfig {
   allowedIps: IpRule[];
   trustProxy: IpRule[];
   walletDeadlineMs: number;
+  /** Wallet calls (balance and money) in flight at most; beyond it a request is answered 503 at once. */
+  walletMaxInFlight: number;
+  /** Final answers kept in process in front of Redis for replays (0: off). */
+  idempotencyCacheSize: number;
+  /** Event-loop delay (ms) above which requests are shed with 503 WALLET_UNAVAILABLE (0: never). */
+  maxEventLoopDelayMs: number;
   idempotencyTtlSeconds: number;
   bodyLimitBytes: number;
   tlsCertFile: string | undefined;
@@ -147,7 +153,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   }
 
   const walletDeadlineMs = integer('WALLET_DEADLINE_MS', 2000, 50, MAX_WALLET_DEADLINE_MS);
+  const walletMaxInFlight = integer('WALLET_MAX_IN_FLIGHT', 64, 1, 100_000);
+  const maxEventLoopDelayMs = integer('GATEWAY_MAX_EVENT_LOOP_DELAY_MS', 100, 0, 60_000);
   const idempotencyTtlSeconds = integer('IDEMPOTENCY_TTL_SECONDS', 86400, 1, 365 * 86400);
+  const idempotencyCacheSize = integer('IDEMPOTENCY_CACHE_SIZE', 10_000, 0, 10_000_000);
   const bodyLimitBytes = integer('PHIA_BODY_LIMIT_BYTES', 16 * 1024, 1024, 1024 * 1024);
 
   const tlsCertFile = text('TLS_CERT_FILE');
@@ -186,6 +195,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     allowedIps,
     trustProxy,
     walletDeadlineMs,
+    walletMaxInFlight,
+    idempotencyCacheSize,
+    maxEventLoopDelayMs,
     idempotencyTtlSeconds,
     bodyLimitBytes,
     tlsCertFile,

@@ -1,7 +1,7 @@
 /**
  * The gateway's Redis connection, tuned so that Redis is a fast path that can fail without taking
  * the gateway down: no offline queue (a command while disconnected fails at once), a short command
- * timeout, no per-command retries, and reconnection in the background.
+ * timeout, no per-command retries, reconnection in the background, and automatic pipelining.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 
@@ -19,6 +19,9 @@ export function createRedisClient(url: string, options: GatewayRedisOptions = {}
     connectTimeout: 1000,
     maxRetriesPerRequest: 0,
     retryStrategy: (times) => Math.min(times * 100, 2000),
+    // Commands issued in the same tick share one socket write (one write per request costs more CPU
+    // than the command itself on the replay path).
+    enableAutoPipelining: true,
     ...options.extra,
   });
   // Without a listener an 'error' event would crash the process; reconnection goes on by itself.

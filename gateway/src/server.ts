@@ -36,7 +36,9 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     console.log(`PHIA_SIGNING_KEYS not set: generated development key ${config.generatedDevKey}`);
   }
   try {
-    await app.listen({ host: config.host, port: config.port });
+    // A deep accept queue (capped by net.core.somaxconn): under a burst of new connections a short
+    // one drops handshakes, and those clients wait seconds for TCP retransmits before being served.
+    await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   } catch (error) {
     await app.close();
     throw error;

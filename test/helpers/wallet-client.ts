@@ -30,8 +30,14 @@ const METHODS = [
 
 export type WalletTestClient = Record<
   (typeof METHODS)[number],
-  (request: object, options?: { deadlineMs?: number }) => Promise<Record<string, string>>
+  (request: object, options?: CallOptions) => Promise<Record<string, string>>
 > & { close(): void };
+
+export interface CallOptions {
+  deadlineMs?: number;
+  /** Extra request metadata (e.g. x-deadline-ms). */
+  metadata?: Record<string, string>;
+}
 
 export function walletTestClient(address: string): WalletTestClient {
   const definition = protoLoader.loadSync(WALLET_PROTO_PATH, PROTO_LOADER_OPTIONS);
@@ -50,24 +56,20 @@ export function walletTestClient(address: string): WalletTestClient {
     grpc.Client;
   const api: Record<string, unknown> = { close: () => client.close() };
   for (const method of METHODS) {
-    api[method] = (request: object, options: { deadlineMs?: number } = {}) =>
+    api[method] = (request: object, options: CallOptions = {}) =>
       new Promise((resolve, reject) => {
         const fn = client[method];
         if (!fn) throw new Error(`no method ${method}`);
-        fn.call(
-          client,
-          request,
-          new grpc.Metadata(),
-          { deadline: Date.now() + (options.deadlineMs ?? 5000) },
-          (error, reply) => {
-            if (error) {
-              const code = error.metadata?.get(WALLET_ERROR_CODE_KEY)[0]?.toString() ?? '';
-              reject(new WalletCallError(error.code, code, error.details));
-              return;
-            }
-            resolve(reply);
-          },
-        );
+        const metadata = new grpc.Metadata();
+        for (const [key, value] of Object.entries(options.metadata ?? {})) metadata.set(key, value);
+        fn.call(client, request, metadata, { deadline: Date.now() + (options.deadlineMs ?? 5000) }, (error, reply) => {
+          if (error) {
+            const code = error.metadata?.get(WALLET_ERROR_CODE_KEY)[0]?.toString() ?? '';
+            reject(new WalletCallError(error.code, code, error.details));
+            return;
+          }
+          resolve(reply);
+        });
       });
   }
   return api as WalletTestClient;

@@ -60,7 +60,7 @@ export function instrumentDatabase(db: Database, metrics: WalletMetrics): Databa
   return {
     kind: db.kind,
     schema: db.schema,
-    query: (sql, params) => db.query(sql, params),
+    query: (sql, params, options) => db.query(sql, params, options),
     exec: (sql) => db.exec(sql),
     close: () => db.close(),
     async transaction(fn, options) {

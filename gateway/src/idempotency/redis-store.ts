@@ -6,7 +6,7 @@
  * them; completing and releasing are owner-only scripts (compare the token, then write/delete).
  * Scripts are registered once with defineCommand (EVALSHA, EVAL fallback).
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { BeginOptions, BeginResult, IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
@@ -127,7 +127,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async begin(key: string, fingerprint: string, options: BeginOptions): Promise<BeginResult> {
     const [answerKey, lockKey] = this.#keys(key);
-    const token = randomBytes(16).toString('hex');
+    // randomUUID draws from a buffered entropy pool: no randomFillSync call per request.
+    const token = randomUUID();
     const waitUntil = Date.now() + options.waitMs;
     for (let attempt = 0; ; attempt++) {
       let reply: string[];

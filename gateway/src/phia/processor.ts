@@ -60,6 +60,8 @@ export interface ProcessorOptions {
 export interface RequestContext {
   requestId: string;
   log: FastifyBaseLogger;
+  /** Epoch ms the request arrived: the wallet call's deadline counts from it. */
+  arrivedAt?: number;
 }
 
 function okAnswer(body: BalanceAnswerT | MoneyAnswerT): Answer {
@@ -126,7 +128,7 @@ export class PhiaProcessor {
           currency: body.currency,
           ...(sessionId === undefined ? {} : { session_id: sessionId }),
         },
-        { requestId: ctx.requestId },
+        { requestId: ctx.requestId, arrivedAt: ctx.arrivedAt },
       );
       return okAnswer({ balance: walletBalance(reply.balance, decimals), currency: body.currency });
     } catch (error) {
@@ -429,7 +431,7 @@ export class PhiaProcessor {
           ...(betTxId === undefined ? {} : { bet_tx_id: betTxId }),
           attempt_id: attemptId,
         },
-        { requestId: ctx.requestId },
+        { requestId: ctx.requestId, arrivedAt: ctx.arrivedAt },
       );
       return okAnswer({
         balance: walletBalance(reply.balance, decimals),

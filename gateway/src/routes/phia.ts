@@ -11,6 +11,7 @@ import {
   answerSchema,
   BODY_SCHEMA,
   fieldTooLong,
+  errorAnswer,
   isAction,
   SINGLE_ENDPOINT,
   SingleEndpointBody,
@@ -55,9 +56,19 @@ export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcesso
     if (tooLong !== undefined) throw new PhiaError('INVALID_REQUEST', `${tooLong} longer than the wallet stores`);
     const info: PhiaRequestInfo = { action };
     request.phia = info;
+    if (request.raw.socket?.destroyed === true) {
+      // The client is gone (it gave up while the request waited in a busy gateway's queues): nobody
+      // can receive an answer, so nothing is done, neither in the store nor in the wallet.
+      info.code = 'CLIENT_GONE';
+      return reply
+        .code(503)
+        .type(JSON_TYPE)
+        .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
+    }
     if (typeof body.tx_id === 'string') info.tx_id = body.tx_id;
     if (typeof body.round_id === 'string') info.round_id = body.round_id;
-    const ctx = { requestId: request.id, log: request.log };
+    // Fastify's start of this request (reply.elapsedTime counts from it): the deadline counts from here.
+    const ctx = { requestId: request.id, log: request.log, arrivedAt: Date.now() - reply.elapsedTime };
     const answer =
       action === 'balance'
         ? await processor.balance(body as BalanceBodyT, ctx)

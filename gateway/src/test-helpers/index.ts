@@ -20,6 +20,8 @@ export function testConfig(env: Env = {}): GatewayConfig {
     WALLET_ADDR: '127.0.0.1:1',
     WALLET_DEADLINE_MS: '1000',
     LOG_LEVEL: 'silent',
+    // Test processes share a loaded machine: shed only on a loop stalled for a second, as before.
+    GATEWAY_MAX_EVENT_LOOP_DELAY_MS: '1000',
     ...env,
   });
 }

@@ -1,9 +1,18 @@
 /**
- * The gateway's one long-lived gRPC client of wallet.v1.Wallet. Every call carries a deadline
- * (WALLET_DEADLINE_MS) and the request id in `x-request-id` metadata. Failures become WalletError,
- * whose code is a contract code:
+ * The gateway's one long-lived gRPC client of wallet.v1.Wallet. Every call carries a deadline and
+ * the request id in `x-request-id` metadata. The deadline counts from the PHIA request's arrival
+ * when the caller gives it (`arrivedAt` + WALLET_DEADLINE_MS), else from the call; it also travels
+ * as epoch ms in `x-deadline-ms` metadata, so the wallet stops before committing once it has passed
+ * even when the call reached it late. A call whose deadline is (nearly) gone is not made at all.
+ *
+ * Admission: balance and money calls in flight are bounded (`maxInFlight`), and refused while the
+ * gateway is overloaded (`isOverloaded`); a refused call rejects at once with WALLET_UNAVAILABLE,
+ * which the processor stores and voids like any undecided error.
+ *
+ * Failures become WalletError, whose code is a contract code:
  *   trailing metadata `wallet-error-code` → that code (the wallet decided: a business decline);
  *   DEADLINE_EXCEEDED → WALLET_TIMEOUT; UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED → WALLET_UNAVAILABLE;
+ *   INTERNAL from a reset HTTP/2 stream or session (RST_STREAM, "Session closed") → WALLET_UNAVAILABLE;
  *   anything else → INTERNAL.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -121,7 +130,12 @@ export interface CallOptions {
   requestId?: string;
   /** Overrides the client's default deadline for this call. */
   deadlineMs?: number;
+  /** Epoch ms the PHIA request arrived: the deadline counts from it instead of from the call. */
+  arrivedAt?: number | undefined;
 }
+
+/** Metadata key of the call's absolute deadline (epoch ms, decimal), read by the wallet. */
+export const DEADLINE_METADATA_KEY = 'x-deadline-ms';
 
 /** A failed wallet call, as a contract code. */
 export class WalletError extends PhiaError {
@@ -145,6 +159,11 @@ export function toWalletError(error: grpc.ServiceError | Error): WalletError {
   const walletCode = serviceError.metadata?.get(WALLET_ERROR_CODE_KEY)[0];
   const text = typeof walletCode === 'string' ? walletCode : walletCode?.toString('utf8');
   if (isErrorCode(text)) return new WalletError(text, true, grpcCode, detail);
+  if (grpcCode === GrpcStatus.INTERNAL && isConnectionReset(serviceError.details ?? error.message)) {
+    // The HTTP/2 stream or session was reset (e.g. the server's rapid-reset protection closed the
+    // session): the wallet is unreachable for this call, and whether it ran is undecided.
+    return new WalletError('WALLET_UNAVAILABLE', false, grpcCode, detail);
+  }
   switch (grpcCode) {
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new WalletError('WALLET_TIMEOUT', false, grpcCode, detail);
@@ -157,10 +176,22 @@ export function toWalletError(error: grpc.ServiceError | Error): WalletError {
   }
 }
 
+/** grpc-js's texts for a reset stream or a closed HTTP/2 session. */
+function isConnectionReset(details: string): boolean {
+  return /Received RST_STREAM|Session closed|Stream refused/i.test(details);
+}
+
+/** Below this much time left, a call is not made at all: answered WALLET_TIMEOUT at once. */
+export const MIN_CALL_TIME_MS = 10;
+
 export interface WalletClientOptions {
   /** host:port */
   address: string;
   deadlineMs: number;
+  /** Balance and money calls in flight at most (WALLET_MAX_IN_FLIGHT); unset: unbounded. */
+  maxInFlight?: number;
+  /** While true, balance and money calls are refused at once (event loop overloaded). */
+  isOverloaded?: () => boolean;
   credentials?: grpc.ChannelCredentials;
   /** Observes every call: method, outcome ('ok' or the error code) and duration in seconds. */
   onCall?: (method: WalletMethod, outcome: string, seconds: number) => void;
@@ -191,6 +222,9 @@ export class WalletClient {
   readonly deadlineMs: number;
   readonly #client: grpc.Client;
   readonly #onCall: WalletClientOptions['onCall'];
+  readonly #maxInFlight: number;
+  readonly #isOverloaded: () => boolean;
+  #inFlight = 0;
   #closed = false;
 
   constructor(options: WalletClientOptions) {
@@ -198,6 +232,8 @@ export class WalletClient {
     this.address = options.address;
     this.deadlineMs = options.deadlineMs;
     this.#onCall = options.onCall;
+    this.#maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
+    this.#isOverloaded = options.isOverloaded ?? (() => false);
     this.#client = new Wallet(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
       // Reconnect quickly after the wallet comes back; keep the connection alive between bursts.
       'grpc.initial_reconnect_backoff_ms': 100,
@@ -210,23 +246,57 @@ export class WalletClient {
     });
   }
 
+  /** Balance and money calls in flight now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
   /** One unary call with the deadline; resolves with the reply or rejects with a WalletError. */
   call<M extends WalletMethod>(
     method: M,
     request: WalletMethods[M][0],
     options: CallOptions = {},
   ): Promise<WalletMethods[M][1]> {
-    const metadata = new grpc.Metadata();
-    if (options.requestId !== undefined) metadata.set('x-request-id', options.requestId);
-    const deadline = new Date(Date.now() + (options.deadlineMs ?? this.deadlineMs));
+    return this.#call(method, request, options, false);
+  }
+
+  #call<M extends WalletMethod>(
+    method: M,
+    request: WalletMethods[M][0],
+    options: CallOptions,
+    bounded: boolean,
+  ): Promise<WalletMethods[M][1]> {
     const fn = (this.#client as unknown as Record<string, UnaryFn>)[method];
     if (typeof fn !== 'function') return Promise.reject(new WalletError('INTERNAL', false, 12, `no method ${method}`));
     if (this.#closed) {
       return Promise.reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.UNAVAILABLE, 'client closed'));
     }
+    const now = Date.now();
+    const deadlineAt = (options.arrivedAt ?? now) + (options.deadlineMs ?? this.deadlineMs);
+    if (deadlineAt - now < MIN_CALL_TIME_MS) {
+      this.#onCall?.(method, 'WALLET_TIMEOUT', 0);
+      return Promise.reject(
+        new WalletError('WALLET_TIMEOUT', false, GrpcStatus.DEADLINE_EXCEEDED, 'deadline gone before the call'),
+      );
+    }
+    if (bounded) {
+      let refusal: string | undefined;
+      if (this.#inFlight >= this.#maxInFlight) refusal = `${this.#inFlight} wallet calls in flight already`;
+      else if (this.#isOverloaded()) refusal = 'gateway overloaded';
+      if (refusal !== undefined) {
+        this.#onCall?.(method, 'WALLET_UNAVAILABLE', 0);
+        return Promise.reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.RESOURCE_EXHAUSTED, refusal));
+      }
+    }
+    const metadata = new grpc.Metadata();
+    if (options.requestId !== undefined) metadata.set('x-request-id', options.requestId);
+    metadata.set(DEADLINE_METADATA_KEY, String(deadlineAt));
+    const deadline = new Date(deadlineAt);
     const started = process.hrtime.bigint();
+    if (bounded) this.#inFlight++;
     return new Promise((resolve, reject) => {
       const callback = (error: grpc.ServiceError | null, reply: unknown) => {
+        if (bounded) this.#inFlight--;
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         if (error) {
           const walletError = toWalletError(error);
@@ -240,18 +310,21 @@ export class WalletClient {
       try {
         fn.call(this.#client, request, metadata, { deadline }, callback);
       } catch (error) {
+        if (bounded) this.#inFlight--;
         // grpc-js throws synchronously on a shut-down channel: the wallet cannot be reached.
         reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.UNAVAILABLE, (error as Error).message));
       }
     });
   }
 
-  getBalance(request: GetBalanceRequest, options?: CallOptions): Promise<BalanceReply> {
-    return this.call('GetBalance', request, options);
+  /** A PHIA balance: bounded by the admission checks. */
+  getBalance(request: GetBalanceRequest, options: CallOptions = {}): Promise<BalanceReply> {
+    return this.#call('GetBalance', request, options, true);
   }
 
-  money(method: 'Bet' | 'Win' | 'Refund', request: MoneyRequest, options?: CallOptions): Promise<MoneyReply> {
-    return this.call(method, request, options);
+  /** A PHIA money call: bounded by the admission checks. */
+  money(method: 'Bet' | 'Win' | 'Refund', request: MoneyRequest, options: CallOptions = {}): Promise<MoneyReply> {
+    return this.#call(method, request, options, true);
   }
 
   void(request: VoidRequest, options?: CallOptions): Promise<VoidReply> {

@@ -13,11 +13,37 @@ export interface Queryable {
 }
 
 export interface TransactionOptions {
-  timeoutMs?: number;
+  /**
+   * statement_timeout and lock_timeout of the transaction. A function is called once a connection is
+   * held, right before BEGIN, so the time spent waiting for the connection counts; it may throw to
+   * give up before anything ran (the connection goes back to the pool).
+   */
+  timeoutMs?: number | (() => number);
+  /** Longest wait for a pool connection (PostgreSQL; default: the pool's own limit). */
+  connectWaitMs?: number;
+}
+
+export interface QueryOptions {
+  /** Longest wait for a pool connection (PostgreSQL; default: the pool's own limit). */
+  connectWaitMs?: number;
+}
+
+/** No pool connection came within the wait: nothing ran. */
+export class PoolTimeoutError extends Error {
+  constructor(waitedMs: number) {
+    super(`no database connection within ${Math.round(waitedMs)} ms`);
+    this.name = 'PoolTimeoutError';
+  }
+}
+
+/** A wait for a pool connection that ran out (ours, or pg.Pool's connectionTimeoutMillis). */
+export function isPoolTimeout(error: unknown): boolean {
+  if (error instanceof PoolTimeoutError) return true;
+  return error instanceof Error && /timeout exceeded when trying to connect/i.test(error.message);
 }
 
 /** The statements that open a transaction with the given timeouts. */
-export function beginStatement(options: TransactionOptions | undefined): string {
+export function beginStatement(options: { timeoutMs?: number } | undefined): string {
   const ms = options?.timeoutMs;
   if (ms === undefined) return 'BEGIN';
   const value = Math.max(1, Math.floor(ms)); // an integer: safe to inline
@@ -26,11 +52,18 @@ export function beginStatement(options: TransactionOptions | undefined): string 
 
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** One statement on its own (autocommit), with a bounded wait for a connection. */
+  query<R = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<R>>;
   /** The schema every statement runs in (search_path). */
   readonly schema: string;
   /**
    * Runs fn inside BEGIN … COMMIT on one connection; any throw rolls back. `timeoutMs` becomes the
-   * transaction's statement_timeout and lock_timeout (sent with BEGIN, no extra round trip).
+   * transaction's statement_timeout and lock_timeout (sent with BEGIN, no extra round trip);
+   * `connectWaitMs` bounds the wait for a connection (PoolTimeoutError).
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;

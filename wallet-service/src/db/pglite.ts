@@ -33,8 +33,9 @@ class PgliteDatabase implements Database {
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
     return this.db.transaction(async (transaction: Transaction) => {
-      if (options?.timeoutMs !== undefined) {
-        const value = Math.max(1, Math.floor(options.timeoutMs));
+      const timeoutMs = typeof options?.timeoutMs === 'function' ? options.timeoutMs() : options?.timeoutMs;
+      if (timeoutMs !== undefined) {
+        const value = Math.max(1, Math.floor(timeoutMs));
         await transaction.exec(`SET LOCAL statement_timeout = ${value}; SET LOCAL lock_timeout = ${value}`);
       }
       const tx: Queryable = {

@@ -2,8 +2,10 @@ import pg from 'pg';
 import {
   assertSchemaName,
   beginStatement,
+  PoolTimeoutError,
   type Database,
   type Queryable,
+  type QueryOptions,
   type QueryResult,
   type TransactionOptions,
 } from './database.js';
@@ -24,9 +26,63 @@ class PostgresDatabase implements Database {
     readonly schema: string,
   ) {}
 
-  async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    const result = await this.pool.query(sql, params as unknown[] | undefined);
-    return { rows: result.rows as R[] };
+  async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
+    if (options?.connectWaitMs === undefined) {
+      const result = await this.pool.query(sql, params as unknown[] | undefined);
+      return { rows: result.rows as R[] };
+    }
+    let broken: Error | undefined;
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    const client = await this.acquire(options.connectWaitMs, onError);
+    try {
+      const result = await client.query(sql, params as unknown[] | undefined);
+      return { rows: result.rows as R[] };
+    } catch (error) {
+      if (broken === undefined && isBrokenConnection(error)) broken = error as Error;
+      throw error;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
+  }
+
+  /**
+   * A pool connection, waiting at most `waitMs` (else PoolTimeoutError; a connection that comes later
+   * goes straight back to the pool). `onError` is attached inside the pool's callback, synchronously:
+   * after `await pool.connect()` it would come a microtask late, and a FATAL that arrived with the
+   * connection's ReadyForQuery is emitted in between. The caller removes it before releasing.
+   */
+  private acquire(waitMs: number | undefined, onError: (error: Error) => void): Promise<pg.PoolClient> {
+    return new Promise<pg.PoolClient>((resolve, reject) => {
+      let settled = false;
+      const timer =
+        waitMs === undefined
+          ? undefined
+          : setTimeout(
+              () => {
+                settled = true;
+                reject(new PoolTimeoutError(waitMs));
+              },
+              Math.max(0, waitMs),
+            );
+      this.pool.connect((error, acquired, done) => {
+        if (settled) {
+          // Gave up waiting: hand the connection back at once.
+          if (acquired !== undefined) done(error ?? undefined);
+          return;
+        }
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        if (error || acquired === undefined) {
+          reject(error ?? new Error('no client from the pool'));
+          return;
+        }
+        acquired.on('error', onError);
+        resolve(acquired);
+      });
+    });
   }
 
   async exec(sql: string): Promise<void> {
@@ -41,21 +97,18 @@ class PostgresDatabase implements Database {
     const onError = (error: Error) => {
       broken = error;
     };
-    // The listener goes on inside the pool's callback, synchronously: after `await pool.connect()` it
-    // would come a microtask late, and a FATAL that arrived with the connection's ReadyForQuery is
-    // emitted in between.
-    const client = await new Promise<pg.PoolClient>((resolve, reject) => {
-      this.pool.connect((error, acquired) => {
-        if (error || acquired === undefined) {
-          reject(error ?? new Error('no client from the pool'));
-          return;
-        }
-        acquired.on('error', onError);
-        resolve(acquired);
-      });
-    });
+    const client = await this.acquire(options?.connectWaitMs, onError);
+    let timeoutMs: number | undefined;
     try {
-      await client.query(beginStatement(options));
+      timeoutMs = typeof options?.timeoutMs === 'function' ? options.timeoutMs() : options?.timeoutMs;
+    } catch (error) {
+      // Gave up before BEGIN (e.g. the deadline went by while waiting for the connection).
+      client.removeListener('error', onError);
+      client.release(broken);
+      throw error;
+    }
+    try {
+      await client.query(beginStatement(timeoutMs === undefined ? undefined : { timeoutMs }));
       const tx: Queryable = {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
           const result = await client.query(sql, params as unknown[] | undefined);
@@ -85,6 +138,12 @@ class PostgresDatabase implements Database {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** A statement error that leaves the connection unusable: destroy it rather than pool it. */
+function isBrokenConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code !== 'string' || code.startsWith('08') || code.startsWith('57P');
 }
 
 export async function openPostgres(options: PostgresOptions): Promise<Database> {

@@ -6,11 +6,33 @@ import { toGrpcError } from './status.js';
 
 type Handler = (request: never, ctx: CallContext) => Promise<unknown>;
 
-/** The caller's deadline as epoch ms, or undefined when the call has none. */
+/** Metadata key of the caller's absolute deadline (epoch ms, decimal integer), sent by the gateway. */
+export const DEADLINE_METADATA_KEY = 'x-deadline-ms';
+/** An `x-deadline-ms` further ahead than this is absurd (a clock gone wrong) and ignored. */
+const MAX_METADATA_DEADLINE_AHEAD_MS = 60_000;
+
+/** The `x-deadline-ms` metadata as epoch ms; undefined when absent, malformed or absurd. */
+export function metadataDeadline(value: unknown, now = Date.now()): number | undefined {
+  const text = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+  if (typeof text !== 'string' || !/^[0-9]{1,16}$/.test(text)) return undefined;
+  const deadline = Number(text);
+  if (!Number.isSafeInteger(deadline) || deadline > now + MAX_METADATA_DEADLINE_AHEAD_MS) return undefined;
+  return deadline;
+}
+
+/**
+ * The caller's deadline as epoch ms, or undefined when the call has none: the earlier of the gRPC
+ * deadline and the gateway's `x-deadline-ms` (the moment its answer leaves anyway). The gRPC deadline
+ * travels as a timeout counted from when the call reaches this server, so a call that waited in
+ * queues on a loaded machine would otherwise look younger than it is and could commit after the
+ * gateway already answered 504.
+ */
 function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
-  const deadline = call.getDeadline();
-  if (deadline instanceof Date) return deadline.getTime();
-  return Number.isFinite(deadline) ? deadline : undefined;
+  const given = call.getDeadline();
+  const grpcDeadline = given instanceof Date ? given.getTime() : Number.isFinite(given) ? given : undefined;
+  const fromMetadata = metadataDeadline(call.metadata.get(DEADLINE_METADATA_KEY)[0]);
+  if (fromMetadata === undefined) return grpcDeadline;
+  return grpcDeadline === undefined ? fromMetadata : Math.min(grpcDeadline, fromMetadata);
 }
 
 /**

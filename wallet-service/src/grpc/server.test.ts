@@ -7,6 +7,7 @@ import { createTestSchema } from '../../../test/helpers/postgres.js';
 import { walletTestClient, WalletCallError } from '../../../test/helpers/wallet-client.js';
 import { sleep } from '../test-helpers/ledger.js';
 import { startWalletServer, type WalletServer } from '../wallet.js';
+import { metadataDeadline } from './handlers.js';
 
 const schema = await createTestSchema('grpc');
 t.teardown(() => schema.drop());
@@ -163,6 +164,46 @@ t.test('the wallet reads the gRPC deadline and commits nothing once it has passe
   slowCommitMs = 0;
   t.equal((await client.GetBalance({ user_id: 'd1', currency: 'USD' })).balance, '20.00');
   t.equal(await codeOf(client.GetTransaction({ kind: 'bet', tx_id: 'd-bet' })), 'ACCOUNT_NOT_FOUND');
+});
+
+t.test('x-deadline-ms: a call whose gateway deadline has passed commits nothing', async (t) => {
+  const wallet = await start();
+  const client = walletTestClient(wallet.address);
+  t.teardown(async () => {
+    client.close();
+    await wallet.close();
+  });
+  await client.Deposit({ tx_id: 'x-dep', user_id: 'x1', currency: 'USD', amount: '20.00' });
+  const bet = { tx_id: 'x-bet', user_id: 'x1', currency: 'USD', amount: '5.00', round_id: 'r', game_session_id: 'g' };
+  // The gRPC deadline alone leaves plenty of time; the gateway's own deadline is already gone.
+  const late = { deadlineMs: 5000, metadata: { 'x-deadline-ms': String(Date.now() - 1) } };
+  t.equal(await codeOf(client.Bet(bet, late)), 'WALLET_TIMEOUT');
+  t.equal(await codeOf(client.GetTransaction({ kind: 'bet', tx_id: 'x-bet' })), 'ACCOUNT_NOT_FOUND', 'nothing stored');
+  t.equal((await client.GetBalance({ user_id: 'x1', currency: 'USD' })).balance, '20.00', 'nothing debited');
+  t.equal(await codeOf(client.GetBalance({ user_id: 'x1', currency: 'USD' }, late)), 'WALLET_TIMEOUT');
+
+  // Malformed or absurd values are ignored: the gRPC deadline alone counts.
+  for (const [index, value] of ['soon', '12.5', '-5', String(Date.now() + 3_600_000), ''].entries()) {
+    const reply = await client.Bet(
+      { ...bet, tx_id: `x-ok-${index}`, amount: '1.00' },
+      { deadlineMs: 5000, metadata: { 'x-deadline-ms': value } },
+    );
+    t.equal(reply.tx_id, `x-ok-${index}`, `x-deadline-ms "${value}" ignored`);
+  }
+  // A deadline in the future within 60 s is used as given.
+  const ahead = { deadlineMs: 5000, metadata: { 'x-deadline-ms': String(Date.now() + 10_000) } };
+  t.equal((await client.Bet({ ...bet, tx_id: 'x-ahead' }, ahead)).tx_id, 'x-ahead');
+  t.equal((await client.GetBalance({ user_id: 'x1', currency: 'USD' })).balance, '10.00');
+});
+
+t.test('metadataDeadline parses only sane epoch-ms integers', async (t) => {
+  const now = 1_800_000_000_000;
+  t.equal(metadataDeadline(String(now - 5), now), now - 5);
+  t.equal(metadataDeadline(Buffer.from(String(now + 59_000)), now), now + 59_000);
+  t.equal(metadataDeadline(String(now + 61_000), now), undefined, 'more than 60 s ahead');
+  for (const bad of [undefined, '', 'abc', '1e12', '1.5', '-1', ' 1', '99999999999999999']) {
+    t.equal(metadataDeadline(bad, now), undefined, `${String(bad)} ignored`);
+  }
 });
 
 t.test('graceful close finishes running calls and refuses new ones', async (t) => {

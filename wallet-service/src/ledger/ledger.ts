@@ -20,7 +20,7 @@ import {
   type LedgerKind,
   type MoneyKind,
 } from '@phia/proto';
-import { isConnectionFailure, sqlState, type Database, type Queryable } from '../db/database.js';
+import { isConnectionFailure, isPoolTimeout, sqlState, type Database, type Queryable } from '../db/database.js';
 import { DatabaseUnavailableError, DeadlineExceededError, RetryTransaction } from './errors.js';
 
 export interface CallContext {
@@ -199,19 +199,40 @@ export class Ledger {
     const userId = field(input, 'user_id', true);
     const decimals = currencyDecimals(this.currencies, input.currency);
     const sessionId = field(input, 'session_id', false);
-    return this.run(ctx, 'balance', async (tx) => {
-      if (sessionId !== '') {
-        const problem = await this.checkSession(tx, sessionId, userId, input.currency);
-        if (problem) throw new PhiaError(problem);
-      }
-      const found = await tx.query<{ balance: string }>(
-        `SELECT balance::text FROM accounts WHERE owner_kind = 'player' AND user_id = $1 AND currency = $2`,
-        [userId, input.currency],
+    // One statement, no explicit transaction: it reads one snapshot by itself (half the round trips
+    // of BEGIN … COMMIT). The precedence stays: a session problem first, then a missing account.
+    this.ensureTimeLeft(ctx, 'before balance');
+    type BalanceFacts = {
+      balance: string | null;
+      session_user_id: string | null;
+      session_currency: string | null;
+      session_live: boolean | null;
+    };
+    let found: { rows: BalanceFacts[] };
+    try {
+      found = await this.db.query<BalanceFacts>(
+        `SELECT a.balance::text AS balance, s.user_id AS session_user_id, s.currency AS session_currency,
+           (s.closed_at IS NULL AND s.expires_at > now()) AS session_live
+         FROM (SELECT 1) AS one
+         LEFT JOIN accounts a ON a.owner_kind = 'player' AND a.user_id = $1 AND a.currency = $2
+         LEFT JOIN sessions s ON $3 <> '' AND s.session_id = $3`,
+        [userId, input.currency, sessionId],
+        ctx.deadline === undefined ? {} : { connectWaitMs: ctx.deadline - Date.now() - this.commitMarginMs },
       );
-      const row = found.rows[0];
-      if (!row) throw new PhiaError('ACCOUNT_NOT_FOUND');
-      return { balance: formatAmount(unitsFromSql(row.balance, decimals), decimals), currency: input.currency };
-    });
+    } catch (error) {
+      throw this.databaseError(error, ctx, 'balance');
+    }
+    const row = found.rows[0];
+    if (sessionId !== '') {
+      const session =
+        row?.session_user_id === null || row?.session_user_id === undefined
+          ? undefined
+          : { user_id: row.session_user_id, currency: row.session_currency ?? '', live: row.session_live === true };
+      const problem = sessionProblem(session, userId, input.currency);
+      if (problem) throw new PhiaError(problem);
+    }
+    if (row?.balance === null || row?.balance === undefined) throw new PhiaError('ACCOUNT_NOT_FOUND');
+    return { balance: formatAmount(unitsFromSql(row.balance, decimals), decimals), currency: input.currency };
   }
 
   async getTransaction(input: { kind: string; tx_id: string }): Promise<TransactionRecord> {
@@ -673,8 +694,7 @@ export class Ledger {
     for (let attempt = 1; ; attempt++) {
       this.ensureTimeLeft(ctx, `before ${operation}`);
       try {
-        const timeoutMs =
-          ctx.deadline === undefined ? this.defaultStatementTimeoutMs : ctx.deadline - Date.now() - this.commitMarginMs;
+        const deadline = ctx.deadline;
         return await this.db.transaction(
           async (tx) => {
             const value = await fn(tx);
@@ -682,20 +702,46 @@ export class Ledger {
             this.ensureTimeLeft(ctx, `before committing ${operation}`);
             return value;
           },
-          { timeoutMs },
+          deadline === undefined
+            ? { timeoutMs: this.defaultStatementTimeoutMs }
+            : {
+                // The wait for a pool connection counts against the deadline: bounded by it, and
+                // checked again once connected (the timeouts follow what is left).
+                connectWaitMs: deadline - Date.now() - this.commitMarginMs,
+                timeoutMs: () => {
+                  this.ensureTimeLeft(ctx, `after waiting for a database connection for ${operation}`);
+                  return deadline - Date.now() - this.commitMarginMs;
+                },
+              },
         );
       } catch (error) {
         if (error instanceof PhiaError || error instanceof DeadlineExceededError) throw error;
         const state = sqlState(error);
         const retryable = error instanceof RetryTransaction || (state !== undefined && RETRYABLE_SQLSTATES.has(state));
         if (retryable && attempt < MAX_ATTEMPTS) continue;
-        if (state !== undefined && TIMEOUT_SQLSTATES.has(state)) {
-          throw new DeadlineExceededError(`${operation} ran out of time in the database`);
-        }
-        if (isConnectionFailure(error)) throw new DatabaseUnavailableError(error);
-        throw error;
+        throw this.databaseError(error, ctx, operation);
       }
     }
+  }
+
+  /**
+   * A database failure as the error the wallet answers: timeouts (statement, lock, or the wait for a
+   * pool connection under a deadline) → DeadlineExceededError (WALLET_TIMEOUT); a lost connection, or
+   * no pool connection without a deadline → DatabaseUnavailableError (WALLET_UNAVAILABLE); else as is.
+   */
+  private databaseError(error: unknown, ctx: CallContext, operation: string): unknown {
+    if (error instanceof PhiaError || error instanceof DeadlineExceededError) return error;
+    const state = sqlState(error);
+    if (state !== undefined && TIMEOUT_SQLSTATES.has(state)) {
+      return new DeadlineExceededError(`${operation} ran out of time in the database`);
+    }
+    if (isPoolTimeout(error)) {
+      return ctx.deadline === undefined
+        ? new DatabaseUnavailableError(error)
+        : new DeadlineExceededError(`${operation}: no database connection before the deadline`);
+    }
+    if (isConnectionFailure(error)) return new DatabaseUnavailableError(error);
+    return error;
   }
 
   private ensureTimeLeft(ctx: CallContext, moment: string): void {
