@@ -27,7 +27,7 @@ import { createLogger } from './logger.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { errorAnswer, httpStatusOf, NOT_FOUND_ANSWER } from './phia/contract.js';
 import { PhiaProcessor } from './phia/processor.js';
-import { createRedisClient } from './redis.js';
+import { createRedisClient, waitForRedis } from './redis.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { JSON_TYPE, registerPhiaRoutes } from './routes/phia.js';
 import { RedisVoidBackend } from './voids/backends.js';
@@ -343,6 +343,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   app.addHook('onReady', async () => {
+    // Ready once the void queue has been read (or Redis stayed away for 2 s): until then a request
+    // that cannot use the store is refused rather than applied (PhiaProcessor#settleWithoutStore).
+    if (redisClient !== undefined) {
+      await waitForRedis(redisClient, 2000).catch(() => undefined);
+      await voids.pendingCount();
+    }
     voids.start();
   });
   app.addHook('onClose', async () => {
