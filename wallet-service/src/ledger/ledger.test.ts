@@ -245,6 +245,32 @@ t.test('refund before its bet leaves a tombstone: the bet and its win are refuse
   t.equal((await ledger.bet(game(user, { round_id: round, game_session_id: 'other-game' }))).balance, '90.00');
 });
 
+t.test(
+  'a bet answered with an error that reached the ledger after its refund: its void leaves the error',
+  async (t) => {
+    // Found by the chaos soak (seed 109): the gateway answered the bet 503; PHIA refunded it (tombstone);
+    // the bet's call then reached the wallet and met the tombstone (BET_REFUNDED); its void came last.
+    const user = await fundedPlayer();
+    const bet = game(user, { attempt_id: 'attempt-late' });
+    await ledger.refund(game(user, { bet_tx_id: bet.tx_id, round_id: bet.round_id }));
+    t.equal(await outcomeCode(ledger.bet(bet)), 'BET_REFUNDED');
+    const voided = await ledger.voidTransaction({
+      kind: 'bet',
+      tx_id: bet.tx_id,
+      error_code: 'WALLET_UNAVAILABLE',
+      attempt_id: 'attempt-late',
+    });
+    t.equal(voided.outcome, 'decline_replaced');
+    t.equal(await outcomeCode(ledger.bet(bet)), 'WALLET_UNAVAILABLE', 'copies get the answer PHIA got');
+    t.equal(
+      await outcomeCode(ledger.win(game(user, { bet_tx_id: bet.tx_id }))),
+      'BET_REFUNDED',
+      'its win is still refused',
+    );
+    t.equal(await balanceOf(user), '100.00');
+  },
+);
+
 t.test('a bet answered with an error, then refunded, then voided: copies replay the error it got', async (t) => {
   const user = await fundedPlayer();
   const bet = game(user);

@@ -394,7 +394,7 @@ export class Ledger {
       await tx.query(
         `UPDATE transactions SET fingerprint = $2, status = $3, error_code = $4, user_id = $5, currency = $6,
            amount = $7, round_id = $8, game_session_id = $9, bet_tx_id = $10, session_id = $11, game_id = $12,
-           updated_at = now()
+           attempt_id = $13, updated_at = now()
          WHERE id = $1`,
         [
           existing.id,
@@ -410,6 +410,8 @@ export class Ledger {
           request.bet_tx_id || null,
           request.session_id || null,
           request.game_id || null,
+          // The attempt that met the tombstone decided this answer: its own void must know it.
+          request.attempt_id || null,
         ],
       );
       return { status: 'declined', code };
@@ -577,10 +579,12 @@ export class Ledger {
         // This very attempt's decline was committed, but its answer never reached the caller, who
         // answered the error instead: that error is what PHIA got, so copies must replay it.
         if (attemptId !== '' && row.attempt_id === attemptId) {
-          await tx.query(
-            `UPDATE transactions SET status = 'voided', error_code = $2, updated_at = now() WHERE id = $1`,
-            [row.id, errorCode],
-          );
+          // A refund's tombstone stays one (so the bet's win is still refused), now with the error.
+          await tx.query(`UPDATE transactions SET status = $3, error_code = $2, updated_at = now() WHERE id = $1`, [
+            row.id,
+            errorCode,
+            row.error_code === 'BET_REFUNDED' ? 'tombstone' : 'voided',
+          ]);
           return answer('decline_replaced');
         }
         return answer('declined');
