@@ -69,6 +69,27 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
+  // The Wallet service is there from the first moment the port is open, answering UNAVAILABLE until
+  // the ledger is ready (callers then retry or void, as for a wallet that is down), never
+  // UNIMPLEMENTED, which a gateway must take for a fault of its own.
+  const started: { handlers?: grpc.UntypedServiceImplementation } = {};
+  const walletService = loaded.wallet.v1.Wallet.service;
+  server.addService(
+    walletService,
+    Object.fromEntries(
+      Object.keys(walletService).map((name) => [
+        name,
+        (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const ready = started.handlers?.[name] as grpc.handleUnaryCall<unknown, unknown> | undefined;
+          if (ready !== undefined) {
+            ready(call, callback);
+            return;
+          }
+          callback({ code: grpc.status.UNAVAILABLE, details: 'wallet starting: the database is not ready' });
+        },
+      ]),
+    ),
+  );
 
   const host = options.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) => {
@@ -103,7 +124,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     commitMarginMs: options.commitMarginMs,
     hooks: options.hooks,
   });
-  server.addService(loaded.wallet.v1.Wallet.service, walletHandlers(ledger, { logger, metrics }));
+  started.handlers = walletHandlers(ledger, { logger, metrics });
   health.setStatus('', 'SERVING');
   health.setStatus(WALLET_SERVICE_NAME, 'SERVING');
 

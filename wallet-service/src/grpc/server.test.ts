@@ -230,3 +230,50 @@ t.test('graceful close finishes running calls and refuses new ones', async (t) =
     `grpc-${grpc.status.UNAVAILABLE}`,
   );
 });
+
+t.test('before its database is ready the wallet answers UNAVAILABLE, not UNIMPLEMENTED', async (t) => {
+  // Found by the chaos soak: during a restart the port was open before the Wallet service was added,
+  // so calls got UNIMPLEMENTED and the gateway answered 500 instead of 503.
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  // Accepts connections and never answers: a database that hangs.
+  const silent = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const dbPort = (silent.address() as { port: number }).port;
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const grpcPort = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+
+  const starting = startWalletServer({
+    host: '127.0.0.1',
+    port: grpcPort,
+    databaseUrl: `postgres://nobody@127.0.0.1:${dbPort}/none`,
+    schema: schema.schema,
+  }).then(
+    async (server) => {
+      await server.close();
+      return 'started';
+    },
+    () => 'failed',
+  );
+  const client = walletTestClient(`127.0.0.1:${grpcPort}`);
+  let seen = '';
+  try {
+    for (let i = 0; i < 50 && !seen.includes('database is not ready'); i++) {
+      try {
+        await client.GetBalance({ user_id: 'u', currency: 'USD' });
+        seen = 'OK';
+      } catch (error) {
+        seen = error instanceof WalletCallError ? `${error.grpcCode} ${error.message}` : String(error);
+      }
+      if (!seen.includes('database is not ready')) await sleep(100);
+    }
+  } finally {
+    client.close();
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
+  t.match(seen, new RegExp(`^${grpc.status.UNAVAILABLE} .*database is not ready`), 'UNAVAILABLE while starting');
+  t.equal(await starting, 'failed', 'the start fails once the database connection does');
+});
