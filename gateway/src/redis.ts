@@ -18,7 +18,9 @@ export function createRedisClient(url: string, options: GatewayRedisOptions = {}
     commandTimeout: options.commandTimeoutMs ?? 250,
     connectTimeout: 1000,
     maxRetriesPerRequest: 0,
-    retryStrategy: (times) => Math.min(times * 100, 2000),
+    // Reconnect soon after Redis is back: until then answers cannot be stored, and copies through
+    // other gateways cannot see them. A refused connection on a local network costs nothing.
+    retryStrategy: (times) => Math.min(times * 50, 500),
     // Commands issued in the same tick share one socket write (one write per request costs more CPU
     // than the command itself on the replay path).
     enableAutoPipelining: true,

@@ -41,8 +41,6 @@ export interface Answer extends StoredAnswer {
   code: ErrorCode | 'ok';
   /** Sent from the idempotency store (a duplicate). */
   replayed: boolean;
-  /** The ledger holds exactly this answer for the key, although its code is an undecided one. */
-  recorded?: boolean;
 }
 
 export interface ProcessorOptions {
@@ -215,9 +213,11 @@ export class PhiaProcessor {
             this.#o.lateAnswers?.add({ key, token: begin.token, fingerprint, answer });
           }
         }
-      } else if (isDecided(answer)) {
+      } else if (!NOT_THE_KEYS_ANSWER.has(answer.code)) {
         // Answered without the store: a later copy must find this answer there, not ask a wallet
-        // that may be down by then. (An undecided answer is written once its void is confirmed.)
+        // that may be down by then, or (for an error answer whose void is still in this gateway's
+        // memory) apply the request through another gateway. Written only where no answer is; the
+        // ledger's outcome corrects an undecided one once its void is confirmed.
         this.#o.lateAnswers?.add({
           key,
           ...(begin.token === undefined ? {} : { token: begin.token }),
@@ -359,7 +359,7 @@ export class PhiaProcessor {
         );
         if (reply.outcome === 'tombstoned') {
           this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
-          return { ...errorToAnswer('WALLET_UNAVAILABLE'), recorded: true };
+          return errorToAnswer('WALLET_UNAVAILABLE');
         }
         // Another copy got there first: its stored outcome is the answer, replayed below.
       }
@@ -452,12 +452,6 @@ export class PhiaProcessor {
     const level = code === 'INTERNAL' || code === 'WALLET_TIMEOUT' || code === 'WALLET_UNAVAILABLE' ? 'warn' : 'debug';
     ctx.log[level]({ action, code, detail }, 'wallet call failed');
   }
-}
-
-/** An answer the ledger decided (200, its decline, or a tombstone it holds): final, the same for every copy. */
-function isDecided(answer: Answer): boolean {
-  if (answer.status === 200 || answer.recorded === true) return true;
-  return answer.code !== 'ok' && !needsVoid(answer.code) && !NOT_THE_KEYS_ANSWER.has(answer.code);
 }
 
 /** The code of a stored answer (for logs and metrics of replays). */
