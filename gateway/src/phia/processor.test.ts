@@ -227,3 +227,46 @@ t.test('an error answer given without the store is written to it once it answers
   t.equal(stored?.answer.status, 503, 'the 503 is in the store for the next copy, on any gateway');
   t.equal(stored?.answer.body, answer.body);
 });
+
+t.test('without the store while voids are pending, a refund tombstone is not taken for an outcome', async (t) => {
+  // Found by the soak (seed 111): the bet was answered 503 (its void pending on the other gateway), then
+  // refunded; a copy without Redis asked the wallet, which declined it BET_REFUNDED: a second answer.
+  class SlowBeginStore extends InProcessIdempotencyStore {
+    override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
+      return { kind: 'bypass', reason: 'Command timed out' };
+    }
+  }
+  class PendingVoids extends VoidQueue {
+    override othersMayHavePendingVoids(): boolean {
+      return true;
+    }
+  }
+  const store = new SlowBeginStore({ ttlSeconds: 60 });
+  const voids = new PendingVoids({ send: async () => undefined });
+  const calls: string[] = [];
+  const wallet = {
+    async call(method: string) {
+      calls.push(method);
+      return { status: 'tombstone', kind: 'bet', tx_id: 't-1' };
+    },
+    async void() {
+      calls.push('Void');
+      return { outcome: 'tombstoned' };
+    },
+    async money() {
+      calls.push('Bet');
+      throw new WalletError('BET_REFUNDED', true, 9, 'already refunded');
+    },
+  };
+  t.teardown(() => store.close());
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
+  t.equal(answer.status, 503, 'refused like any unseen request');
+  t.same(calls, ['GetTransaction', 'Void'], 'never sent to the wallet as a bet');
+});

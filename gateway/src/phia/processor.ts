@@ -346,7 +346,10 @@ export class PhiaProcessor {
   ): Promise<Answer> {
     const attemptId = randomUUID();
     try {
-      if (!(await this.#ledgerHas(kind, body.tx_id, ctx))) {
+      // A refund's tombstone is no outcome of this request yet: the wallet would decline it
+      // BET_REFUNDED, while its first copy may have been answered with an error.
+      const status = await this.#ledgerStatus(kind, body.tx_id, ctx);
+      if (status === undefined || status === 'tombstone') {
         const reply = await this.#o.wallet.void(
           {
             kind,
@@ -373,13 +376,13 @@ export class PhiaProcessor {
     return this.#callWallet(kind, body, request, ctx);
   }
 
-  /** Whether the ledger holds any row for (kind, tx_id). Throws a WalletError when it cannot tell. */
-  async #ledgerHas(kind: MoneyKind, txId: string, ctx: RequestContext): Promise<boolean> {
+  /** The status of the ledger's row for (kind, tx_id), if any. Throws a WalletError when it cannot tell. */
+  async #ledgerStatus(kind: MoneyKind, txId: string, ctx: RequestContext): Promise<string | undefined> {
     try {
-      await this.#o.wallet.call('GetTransaction', { kind, tx_id: txId }, { requestId: ctx.requestId });
-      return true;
+      const record = await this.#o.wallet.call('GetTransaction', { kind, tx_id: txId }, { requestId: ctx.requestId });
+      return record.status;
     } catch (error) {
-      if (error instanceof PhiaError && error.code === 'ACCOUNT_NOT_FOUND') return false;
+      if (error instanceof PhiaError && error.code === 'ACCOUNT_NOT_FOUND') return undefined;
       throw error;
     }
   }
