@@ -41,6 +41,8 @@ export interface Answer extends StoredAnswer {
   code: ErrorCode | 'ok';
   /** Sent from the idempotency store (a duplicate). */
   replayed: boolean;
+  /** Refused without knowing which content owns the key: not stored under this content. */
+  keyUnclaimed?: boolean;
 }
 
 export interface ProcessorOptions {
@@ -213,7 +215,7 @@ export class PhiaProcessor {
             this.#o.lateAnswers?.add({ key, token: begin.token, fingerprint, answer });
           }
         }
-      } else if (!NOT_THE_KEYS_ANSWER.has(answer.code)) {
+      } else if (!NOT_THE_KEYS_ANSWER.has(answer.code) && answer.keyUnclaimed !== true) {
         // Answered without the store: a later copy must find this answer there, not ask a wallet
         // that may be down by then, or (for an error answer whose void is still in this gateway's
         // memory) apply the request through another gateway. Written only where no answer is; the
@@ -355,14 +357,15 @@ export class PhiaProcessor {
             kind,
             tx_id: body.tx_id,
             error_code: 'WALLET_UNAVAILABLE',
-            fingerprint: request.fingerprint,
+            // No fingerprint: this may be a variant of a request answered elsewhere, and the key
+            // must not become its own (a copy of the first request then gets this 503 too).
             attempt_id: attemptId,
           },
           { requestId: ctx.requestId },
         );
         if (reply.outcome === 'tombstoned') {
           this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
-          return errorToAnswer('WALLET_UNAVAILABLE');
+          return { ...errorToAnswer('WALLET_UNAVAILABLE'), keyUnclaimed: true };
         }
         // Another copy got there first: its stored outcome is the answer, replayed below.
       }
