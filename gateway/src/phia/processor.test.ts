@@ -191,43 +191,6 @@ t.test('a bypassed request that finds the key stored for other content is refuse
   t.equal(variant.code, 'IDEMPOTENCY_MISMATCH');
 });
 
-t.test('an error answer given without the store is written to it once it answers, like any answer', async (t) => {
-  // Found by the 10-minute soak: a 503 given while Redis was unreachable (its void in process memory)
-  // was not in Redis when a copy reached another gateway, which applied the request.
-  const { LateAnswerWriter } = await import('../idempotency/late-answers.js');
-  class SlowBeginStore extends InProcessIdempotencyStore {
-    override async begin(): Promise<{ kind: 'bypass'; reason: string; token: string }> {
-      return { kind: 'bypass', reason: 'Command timed out', token: 'late-token' };
-    }
-  }
-  const store = new SlowBeginStore({ ttlSeconds: 60 });
-  const lateAnswers = new LateAnswerWriter({ store, retryMs: 10 });
-  const voids = new VoidQueue({ send: async () => undefined });
-  const wallet = {
-    async money() {
-      throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'connection refused');
-    },
-  };
-  t.teardown(async () => {
-    await lateAnswers.close(0);
-    await store.close();
-  });
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-    lateAnswers,
-  });
-  const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
-  t.equal(answer.status, 503);
-  await lateAnswers.flush();
-  const stored = await store.peek('bet:t-1');
-  t.equal(stored?.answer.status, 503, 'the 503 is in the store for the next copy, on any gateway');
-  t.equal(stored?.answer.body, answer.body);
-});
-
 t.test('without the store while voids are pending, a refund tombstone is not taken for an outcome', async (t) => {
   // Found by the soak (seed 111): the bet was answered 503 (its void pending on the other gateway), then
   // refunded; a copy without Redis asked the wallet, which declined it BET_REFUNDED: a second answer.

@@ -215,11 +215,12 @@ export class PhiaProcessor {
             this.#o.lateAnswers?.add({ key, token: begin.token, fingerprint, answer });
           }
         }
-      } else if (!NOT_THE_KEYS_ANSWER.has(answer.code) && answer.keyUnclaimed !== true) {
+      } else if (isDecided(answer) && answer.keyUnclaimed !== true) {
         // Answered without the store: a later copy must find this answer there, not ask a wallet
-        // that may be down by then, or (for an error answer whose void is still in this gateway's
-        // memory) apply the request through another gateway. Written only where no answer is; the
-        // ledger's outcome corrects an undecided one once its void is confirmed.
+        // that may be down by then. Written only where no answer is. An undecided answer is not:
+        // without the store, this request may be a variant of the key's owner, and its 503 stored
+        // under its own content would refuse the owner's copies (the soak showed it); the ledger's
+        // outcome is written once the void is confirmed.
         this.#o.lateAnswers?.add({
           key,
           ...(begin.token === undefined ? {} : { token: begin.token }),
@@ -458,6 +459,12 @@ export class PhiaProcessor {
     const level = code === 'INTERNAL' || code === 'WALLET_TIMEOUT' || code === 'WALLET_UNAVAILABLE' ? 'warn' : 'debug';
     ctx.log[level]({ action, code, detail }, 'wallet call failed');
   }
+}
+
+/** An answer the ledger decided (200 or its decline): final, the same for every copy. */
+function isDecided(answer: Answer): boolean {
+  if (answer.status === 200) return true;
+  return answer.code !== 'ok' && !needsVoid(answer.code) && !NOT_THE_KEYS_ANSWER.has(answer.code);
 }
 
 /** The code of a stored answer (for logs and metrics of replays). */
