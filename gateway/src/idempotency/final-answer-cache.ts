@@ -112,11 +112,6 @@ export class FinalAnswerCache implements IdempotencyStore {
     return this.#inner.storeLate(key, token, fingerprint, answer, options);
   }
 
-  forgetUndecided(key: string, fingerprint: string): Promise<boolean> {
-    // Undecided answers are never kept here.
-    return this.#inner.forgetUndecided(key, fingerprint);
-  }
-
   releaseLate(key: string, token: string): Promise<void> {
     return this.#inner.releaseLate(key, token);
   }

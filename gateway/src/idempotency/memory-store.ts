@@ -127,14 +127,6 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     return { fingerprint: entry.fingerprint, answer: entry.answer };
   }
 
-  async forgetUndecided(key: string, fingerprint: string): Promise<boolean> {
-    const entry = this.#answers.get(key);
-    if (entry === undefined || entry.fingerprint !== fingerprint) return false;
-    if (!UNDECIDED_STATUSES.has(entry.answer.status)) return false;
-    this.#answers.delete(key);
-    return true;
-  }
-
   async releaseLate(key: string, token: string): Promise<void> {
     await this.release(key, token);
   }

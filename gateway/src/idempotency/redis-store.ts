@@ -61,19 +61,7 @@ if mine then redis.call('DEL', KEYS[2]) end
 return 'stored'
 `;
 
-// KEYS: answer. ARGV: fingerprint. Deletes an undecided answer stored for that fingerprint.
-const FORGET_UNDECIDED_LUA = `
-local existing = redis.call('GET', KEYS[1])
-if not existing then return 0 end
-local ok, record = pcall(cjson.decode, existing)
-if not ok or type(record) ~= 'table' or record.f ~= ARGV[1] then return 0 end
-if record.s ~= 500 and record.s ~= 503 and record.s ~= 504 then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-`;
-
 interface IdempotencyCommands {
-  phiaIdemForgetUndecided(answerKey: string, fp: string): Promise<number>;
   phiaIdemStoreLate(
     answerKey: string,
     lockKey: string,
@@ -96,7 +84,6 @@ export function defineIdempotencyCommands(redis: Redis): Redis & IdempotencyComm
     redis.defineCommand('phiaIdemComplete', { numberOfKeys: 2, lua: COMPLETE_LUA });
     redis.defineCommand('phiaIdemRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
     redis.defineCommand('phiaIdemStoreLate', { numberOfKeys: 2, lua: STORE_LATE_LUA });
-    redis.defineCommand('phiaIdemForgetUndecided', { numberOfKeys: 1, lua: FORGET_UNDECIDED_LUA });
   }
   return redis as Redis & IdempotencyCommands;
 }
@@ -211,11 +198,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const [answerKey] = this.#keys(key);
     const record = parseRecord((await this.#redis.get(answerKey)) ?? undefined);
     return record === undefined ? undefined : { fingerprint: record.f, answer: { status: record.s, body: record.b } };
-  }
-
-  async forgetUndecided(key: string, fingerprint: string): Promise<boolean> {
-    const [answerKey] = this.#keys(key);
-    return (await this.#redis.phiaIdemForgetUndecided(answerKey, fingerprint)) === 1;
   }
 
   async releaseLate(key: string, token: string): Promise<void> {

@@ -29,18 +29,6 @@ const stores: [string, () => IdempotencyStore][] = [
 ];
 
 for (const [name, make] of stores) {
-  t.test(`${name}: forgetUndecided drops only an undecided answer of that content`, async (t) => {
-    const store = make();
-    t.teardown(() => store.close());
-    const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
-    t.equal(await store.storeLate(`bet:${name}-forget`, undefined, 'variant-fp', unavailable), 'stored');
-    t.equal(await store.forgetUndecided(`bet:${name}-forget`, 'owner-fp'), false, 'other content: kept');
-    t.equal(await store.forgetUndecided(`bet:${name}-forget`, 'variant-fp'), true);
-    t.equal((await store.begin(`bet:${name}-forget`, 'owner-fp', opts)).kind, 'acquired', 'the owner asks the wallet');
-    t.equal(await store.storeLate(`bet:${name}-decided`, undefined, 'fp', answer), 'stored');
-    t.equal(await store.forgetUndecided(`bet:${name}-decided`, 'fp'), false, 'a decided answer stays');
-  });
-
   t.test(`${name}: storeLate writes a late answer only where no answer and no other request is`, async (t) => {
     const store = make();
     t.teardown(() => store.close());

@@ -82,12 +82,6 @@ export interface IdempotencyStore {
    * Throws when the store is unreachable.
    */
   peek(key: string): Promise<{ fingerprint: string; answer: StoredAnswer } | undefined>;
-  /**
-   * Drops the answer stored for `key` if it is an undecided one (500/503/504) stored for
-   * `fingerprint`: the ledger says the key belongs to other content (a void came back
-   * `not_matching`), so copies must ask the wallet again. Throws when the store is unreachable.
-   */
-  forgetUndecided(key: string, fingerprint: string): Promise<boolean>;
   /** Whether the store is reachable now (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

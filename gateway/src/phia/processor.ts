@@ -252,14 +252,7 @@ export class PhiaProcessor {
    */
   async recordVoidOutcome(job: VoidJob, outcome: string): Promise<void> {
     const lateAnswers = this.#o.lateAnswers;
-    if (job.fingerprint === '') return;
-    if (outcome === 'not_matching') {
-      // The key belongs to other content: an undecided answer cached for this content would refuse
-      // the owner's copies as a reuse; without it, copies get the ledger's answer from the wallet.
-      await this.#o.store.forgetUndecided(idempotencyKey(job.kind, job.tx_id), job.fingerprint).catch(() => false);
-      return;
-    }
-    if (lateAnswers === undefined) return;
+    if (lateAnswers === undefined || job.fingerprint === '' || outcome === 'not_matching') return;
     let record: TransactionReply;
     try {
       record = await this.#o.wallet.call('GetTransaction', { kind: job.kind, tx_id: job.tx_id });
