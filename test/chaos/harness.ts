@@ -33,6 +33,8 @@ export interface ChaosOptions {
   /** Pause between two faults of the random schedule. */
   faultGapMs: readonly [number, number];
   maxRequests: number;
+  /** Chance that an answered op is followed by a variant (same tx_id, other content); default 0.04. */
+  variantP?: number;
   /** Keep the processes' logs even when the run passes. */
   keepLogs: boolean;
   log: (line: string) => void;
@@ -97,7 +99,11 @@ export async function runChaos(partial: Partial<ChaosOptions> & { seed: number }
     );
     const players = await fundPlayers(stack, runId, options.players);
 
-    workload = new Workload(stack, players, { ...DEFAULT_WORKLOAD, maxRequests: options.maxRequests });
+    workload = new Workload(stack, players, {
+      ...DEFAULT_WORKLOAD,
+      maxRequests: options.maxRequests,
+      ...(options.variantP === undefined ? {} : { variantP: options.variantP }),
+    });
     const loadStart = performance.now();
     setTimeOrigin(loadStart);
     const until = loadStart + options.durationSeconds * 1000;
