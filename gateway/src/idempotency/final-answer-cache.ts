@@ -12,20 +12,9 @@
  * An entry is kept at most the store's TTL, and the number of entries is bounded (least recently
  * used first out).
  */
-import type { ErrorCode } from '@phia/proto';
+import { isErrorCode } from '@phia/proto';
+import { isFinalDecline } from '../phia/contract.js';
 import type { BeginOptions, BeginResult, IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
-
-/** Declines the wallet decides and stores durably: a duplicate always gets them again. */
-const FINAL_DECLINES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'INVALID_REQUEST',
-  'SESSION_NOT_FOUND',
-  'WRONG_SESSION',
-  'INSUFFICIENT_FUNDS',
-  'PLAYER_BLOCKED',
-  'ACCOUNT_NOT_FOUND',
-  'BET_REFUNDED',
-  'REFUND_EXCEEDS_BET',
-]);
 
 /** Whether an answer can never change for its key (and may be kept in process). */
 export function isFinalAnswer(answer: StoredAnswer): boolean {
@@ -37,7 +26,7 @@ export function isFinalAnswer(answer: StoredAnswer): boolean {
   } catch {
     return false;
   }
-  return typeof code === 'string' && FINAL_DECLINES.has(code as ErrorCode);
+  return isErrorCode(code) && isFinalDecline(code);
 }
 
 interface Entry {

@@ -194,6 +194,14 @@ const LEDGER_DECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'REFUND_EXCEEDS_BET',
 ]);
 
+/**
+ * A decline that is the key's final answer: decided and stored by the wallet, the same for every copy
+ * (the two 409s for a reused or still running key belong to one request, not to the key).
+ */
+export function isFinalDecline(code: ErrorCode): boolean {
+  return LEDGER_DECIDED.has(code) && code !== 'IDEMPOTENCY_MISMATCH' && code !== 'REQUEST_IN_PROGRESS';
+}
+
 export function needsVoid(code: ErrorCode): boolean {
   return !LEDGER_DECIDED.has(code);
 }

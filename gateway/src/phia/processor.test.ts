@@ -24,6 +24,13 @@ function fakeWallet() {
   };
 }
 
+/** A store whose lock script always times out on the client (Redis slow or paused): every begin bypasses. */
+class SlowBeginStore extends InProcessIdempotencyStore {
+  override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
+    return { kind: 'bypass', reason: 'Command timed out' };
+  }
+}
+
 const body = (amount: string) => ({
   user_id: 'u1',
   currency: 'USD',
@@ -72,11 +79,6 @@ t.test('a request that bypassed a slow store and met a wallet outage replays the
   // Found by the chaos soak (seed 105): on a loaded machine Redis answered the lock script after the
   // 250 ms command timeout (bypass); the wallet was down, so the copy was about to be answered 503,
   // while the store held the first answer, 200.
-  class SlowBeginStore extends InProcessIdempotencyStore {
-    override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
-      return { kind: 'bypass', reason: 'Command timed out' };
-    }
-  }
   const store = new SlowBeginStore({ ttlSeconds: 60 });
   const voids = new VoidQueue({ send: async () => undefined });
   const wallet = {
@@ -121,11 +123,6 @@ t.test(
   async (t) => {
     // Found by the chaos soak (seed 107): Redis answered too late for both copies; the copy raced the
     // original to the wallet and applied the request the original was answered 504 for.
-    class SlowBeginStore extends InProcessIdempotencyStore {
-      override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
-        return { kind: 'bypass', reason: 'Command timed out' };
-      }
-    }
     const store = new SlowBeginStore({ ttlSeconds: 60 });
     const voids = new VoidQueue({ send: async () => undefined });
     let release: () => void = () => {};
@@ -164,11 +161,6 @@ t.test(
 );
 
 t.test('a bypassed request that finds the key stored for other content is refused as a reuse', async (t) => {
-  class SlowBeginStore extends InProcessIdempotencyStore {
-    override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
-      return { kind: 'bypass', reason: 'Command timed out' };
-    }
-  }
   const store = new SlowBeginStore({ ttlSeconds: 60 });
   const voids = new VoidQueue({ send: async () => undefined });
   const wallet = {
@@ -194,11 +186,6 @@ t.test('a bypassed request that finds the key stored for other content is refuse
 t.test('without the store while voids are pending, a refund tombstone is not taken for an outcome', async (t) => {
   // Found by the soak (seed 111): the bet was answered 503 (its void pending on the other gateway), then
   // refunded; a copy without Redis asked the wallet, which declined it BET_REFUNDED: a second answer.
-  class SlowBeginStore extends InProcessIdempotencyStore {
-    override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
-      return { kind: 'bypass', reason: 'Command timed out' };
-    }
-  }
   class PendingVoids extends VoidQueue {
     override othersMayHavePendingVoids(): boolean {
       return true;

@@ -28,6 +28,7 @@ import type { TransactionReply, WalletClient } from '../wallet-client/client.js'
 import {
   errorAnswer,
   httpStatusOf,
+  isFinalDecline,
   needsVoid,
   WALLET_METHOD,
   type BalanceAnswerT,
@@ -464,7 +465,7 @@ export class PhiaProcessor {
 /** An answer the ledger decided (200 or its decline): final, the same for every copy. */
 function isDecided(answer: Answer): boolean {
   if (answer.status === 200) return true;
-  return answer.code !== 'ok' && !needsVoid(answer.code) && !NOT_THE_KEYS_ANSWER.has(answer.code);
+  return answer.code !== 'ok' && isFinalDecline(answer.code);
 }
 
 /** The code of a stored answer (for logs and metrics of replays). */
