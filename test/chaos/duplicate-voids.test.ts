@@ -206,18 +206,25 @@ t.test(
     const copyOfErrored = await send(errored);
     const copyOfApplied = await send(applied);
     const freshAnswer = await send(fresh);
+    // A variant of the refused bet (same tx_id, other amount) meets the tombstone that refusal left.
+    const variantOfFresh = bet(user, `${user}-fresh`).replace('"10.00"', '"11.00"');
+    const variantAnswer = await send(variantOfFresh);
     stack.redis.resume();
     t.equal(copyOfErrored.status, 503, 'a copy of the errored bet is not applied: 503 again');
     t.equal(copyOfApplied.status, 200, 'a copy of an applied bet replays the ledger');
     t.equal(copyOfApplied.body, firstApplied.body, 'byte for byte');
     t.equal(freshAnswer.status, 503, 'a new bet is refused rather than applied blind');
+    t.equal(variantAnswer.status, 503, 'so is its variant, without claiming the key for its content');
 
     // 5. Once the void lands, the money follows the first answers, and the refused bet stays refused.
     await voidsDrained();
     t.equal(await balance(user), '90.00', 'only the bet answered 200 moved money');
     t.not(await stored(`${user}-errored`), 'applied');
     t.not(await stored(`${user}-fresh`), 'applied');
-    t.equal((await send(fresh)).status, 503, 'a copy of the refused bet gets the same answer');
+    t.equal((await send(fresh)).status, 503, 'a copy of the refused bet gets the same answer, not a mismatch');
     t.equal((await send(errored)).status, 503);
+    const variantLater = await send(variantOfFresh);
+    t.equal(variantLater.status, 409, 'once the bet claimed its key, the variant is other content');
+    t.match(variantLater.body, /IDEMPOTENCY_MISMATCH/);
   },
 );

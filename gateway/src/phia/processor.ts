@@ -350,10 +350,18 @@ export class PhiaProcessor {
   ): Promise<Answer> {
     const attemptId = randomUUID();
     try {
+      const record = await this.#ledgerRecord(kind, body.tx_id, ctx);
+      const left = unclaimedVoidCode(record);
+      if (left !== undefined) {
+        // Another copy (or a variant) was refused here before: the void it left claims no content.
+        // Sent to the wallet, this request would claim the key for its own content, and if it is a
+        // variant, the first request's copies would then be refused as other content.
+        this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
+        return { ...errorToAnswer(left), keyUnclaimed: true };
+      }
       // A refund's tombstone is no outcome of this request yet: the wallet would decline it
       // BET_REFUNDED, while its first copy may have been answered with an error.
-      const status = await this.#ledgerStatus(kind, body.tx_id, ctx);
-      if (status === undefined || status === 'tombstone') {
+      if (record === undefined || record.status === 'tombstone') {
         const reply = await this.#o.wallet.void(
           {
             kind,
@@ -381,11 +389,10 @@ export class PhiaProcessor {
     return this.#callWallet(kind, body, request, ctx);
   }
 
-  /** The status of the ledger's row for (kind, tx_id), if any. Throws a WalletError when it cannot tell. */
-  async #ledgerStatus(kind: MoneyKind, txId: string, ctx: RequestContext): Promise<string | undefined> {
+  /** The ledger's row for (kind, tx_id), if any. Throws a WalletError when it cannot tell. */
+  async #ledgerRecord(kind: MoneyKind, txId: string, ctx: RequestContext): Promise<TransactionReply | undefined> {
     try {
-      const record = await this.#o.wallet.call('GetTransaction', { kind, tx_id: txId }, { requestId: ctx.requestId });
-      return record.status;
+      return await this.#o.wallet.call('GetTransaction', { kind, tx_id: txId }, { requestId: ctx.requestId });
     } catch (error) {
       if (error instanceof PhiaError && error.code === 'ACCOUNT_NOT_FOUND') return undefined;
       throw error;
@@ -466,6 +473,17 @@ export class PhiaProcessor {
 function isDecided(answer: Answer): boolean {
   if (answer.status === 200) return true;
   return answer.code !== 'ok' && isFinalDecline(answer.code);
+}
+
+/**
+ * The error a void recorded on a row no request has claimed (a tombstone left by a refusal without the
+ * store, or a refund's tombstone a void has answered for): what every copy is refused with until a
+ * request that can use the store claims it.
+ */
+function unclaimedVoidCode(record: TransactionReply | undefined): ErrorCode | undefined {
+  if (record === undefined || record.fingerprint !== '') return undefined;
+  if (record.status !== 'voided' && record.status !== 'tombstone') return undefined;
+  return isErrorCode(record.error_code) ? record.error_code : undefined;
 }
 
 /** The code of a stored answer (for logs and metrics of replays). */

@@ -1,7 +1,8 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcStatus, WALLET_ERROR_CODE_KEY } from '@phia/proto';
-import { toWalletError, WalletClient } from './client.js';
+import * as protoLoader from '@grpc/proto-loader';
+import { GrpcStatus, PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
+import { DEADLINE_METADATA_KEY, toWalletError, WalletClient, walletDecisionReserveMs } from './client.js';
 
 function serviceError(code: number, walletCode?: string, details = 'details'): grpc.ServiceError {
   const metadata = new grpc.Metadata();
@@ -85,4 +86,46 @@ t.test('while overloaded, balance and money calls are refused at once; other cal
     grpcCode: GrpcStatus.UNAVAILABLE,
   });
   t.equal(client.inFlight, 0, 'a finished call leaves the count');
+});
+
+t.test('the wallet is told to decide before the gateway answers: x-deadline-ms leaves a reserve', async (t) => {
+  const definition = protoLoader.loadSync(WALLET_PROTO_PATH, { ...PROTO_LOADER_OPTIONS });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+  };
+  const seen: { decideBy: number; deadline: number }[] = [];
+  const server = new grpc.Server();
+  server.addService(loaded.wallet.v1.Wallet.service, {
+    GetBalance: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const deadline = call.getDeadline();
+      seen.push({
+        decideBy: Number(call.metadata.get(DEADLINE_METADATA_KEY)[0]),
+        deadline: deadline instanceof Date ? deadline.getTime() : Number(deadline),
+      });
+      callback(null, { user_id: 'u', currency: 'USD', balance: '1.00' });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error === null ? resolve(bound) : reject(error),
+    ),
+  );
+  t.teardown(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
+  const client = new WalletClient({ address: `127.0.0.1:${port}`, deadlineMs: 2000 });
+  t.teardown(() => client.close());
+
+  const arrivedAt = Date.now();
+  await client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt });
+  await client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt, deadlineMs: 400 });
+  t.equal(seen.length, 2);
+  t.equal(
+    seen[0]?.decideBy,
+    arrivedAt + 2000 - 250,
+    'a 2 s budget: the wallet decides 250 ms before the gateway answers',
+  );
+  t.equal(seen[1]?.decideBy, arrivedAt + 400 - 100, 'a short budget keeps three quarters of it for the wallet');
+  // The gRPC deadline itself stays the gateway's (grpc-js rounds it to the millisecond or so).
+  t.ok(Math.abs((seen[0]?.deadline ?? 0) - (arrivedAt + 2000)) < 50, 'grpc deadline is the gateway deadline');
+  t.equal(walletDecisionReserveMs(1000), 250);
+  t.equal(walletDecisionReserveMs(100), 25);
 });

@@ -2,8 +2,9 @@
  * The gateway's one long-lived gRPC client of wallet.v1.Wallet. Every call carries a deadline and
  * the request id in `x-request-id` metadata. The deadline counts from the PHIA request's arrival
  * when the caller gives it (`arrivedAt` + WALLET_DEADLINE_MS), else from the call; it also travels
- * as epoch ms in `x-deadline-ms` metadata, so the wallet stops before committing once it has passed
- * even when the call reached it late. A call whose deadline is (nearly) gone is not made at all.
+ * (less a reserve for COMMIT and the reply, see walletDecisionReserveMs) as epoch ms in
+ * `x-deadline-ms` metadata, so the wallet stops before committing once it has passed even when the
+ * call reached it late. A call whose deadline is (nearly) gone is not made at all.
  *
  * Admission: balance and money calls in flight are bounded (`maxInFlight`), and refused while the
  * gateway is overloaded (`isOverloaded`); a refused call rejects at once with WALLET_UNAVAILABLE,
@@ -108,6 +109,8 @@ export interface TransactionReply {
   bet_tx_id: string;
   refunded_amount: string;
   created_at: string;
+  /** '' while no request has claimed the row (a void's tombstone). */
+  fingerprint: string;
 }
 
 /** The wallet methods, by their proto name. */
@@ -134,7 +137,7 @@ export interface CallOptions {
   arrivedAt?: number | undefined;
 }
 
-/** Metadata key of the call's absolute deadline (epoch ms, decimal), read by the wallet. */
+/** Metadata key of the moment the wallet must have decided by (epoch ms, decimal), read by the wallet. */
 export const DEADLINE_METADATA_KEY = 'x-deadline-ms';
 
 /** A failed wallet call, as a contract code. */
@@ -183,6 +186,17 @@ function isConnectionReset(details: string): boolean {
 
 /** Below this much time left, a call is not made at all: answered WALLET_TIMEOUT at once. */
 export const MIN_CALL_TIME_MS = 10;
+
+/**
+ * The wallet must decide this long before the gateway's own deadline: `x-deadline-ms` is set that much
+ * earlier than the gRPC deadline. The wallet checks it right before COMMIT, and a COMMIT (plus the
+ * reply's way back) that ends after the gateway answered 504 is money moved for an error answer; the
+ * void that undoes it can fail once the player has spent a late win (the soak saw it). A quarter of
+ * the budget, at most 250 ms.
+ */
+export function walletDecisionReserveMs(budgetMs: number): number {
+  return Math.min(250, Math.floor(budgetMs / 4));
+}
 
 export interface WalletClientOptions {
   /** host:port */
@@ -272,7 +286,8 @@ export class WalletClient {
       return Promise.reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.UNAVAILABLE, 'client closed'));
     }
     const now = Date.now();
-    const deadlineAt = (options.arrivedAt ?? now) + (options.deadlineMs ?? this.deadlineMs);
+    const budgetMs = options.deadlineMs ?? this.deadlineMs;
+    const deadlineAt = (options.arrivedAt ?? now) + budgetMs;
     if (deadlineAt - now < MIN_CALL_TIME_MS) {
       this.#onCall?.(method, 'WALLET_TIMEOUT', 0);
       return Promise.reject(
@@ -290,7 +305,7 @@ export class WalletClient {
     }
     const metadata = new grpc.Metadata();
     if (options.requestId !== undefined) metadata.set('x-request-id', options.requestId);
-    metadata.set(DEADLINE_METADATA_KEY, String(deadlineAt));
+    metadata.set(DEADLINE_METADATA_KEY, String(deadlineAt - walletDecisionReserveMs(budgetMs)));
     const deadline = new Date(deadlineAt);
     const started = process.hrtime.bigint();
     if (bounded) this.#inFlight++;

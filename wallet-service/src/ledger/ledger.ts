@@ -89,6 +89,8 @@ export interface TransactionRecord {
   bet_tx_id: string;
   refunded_amount: string;
   created_at: string;
+  /** The stored request's fingerprint; '' while no request has claimed the row (a void's tombstone). */
+  fingerprint: string;
 }
 
 export interface BooksReport {
@@ -260,6 +262,7 @@ export class Ledger {
       bet_tx_id: row.bet_tx_id ?? '',
       refunded_amount: money(row.refunded_amount),
       created_at: new Date(row.created_at).toISOString(),
+      fingerprint: row.fingerprint ?? '',
     };
   }
 
