@@ -10,7 +10,7 @@ import { formatAmount } from '@phia/proto';
 import { FAULT_TYPES, injectFault, type FaultRecord, type FaultType } from './faults.js';
 import { Rng } from './random.js';
 import { ChaosStack } from './stack.js';
-import { checkBooks, setTimeOrigin, settleAnswers, Verdict } from './verify.js';
+import { checkBooks, FAULT_GRACE_MS, setTimeOrigin, settleAnswers, Verdict } from './verify.js';
 import { DEFAULT_WORKLOAD, Workload, type Player } from './workload.js';
 
 export interface ScheduledFault {
@@ -121,7 +121,11 @@ export async function runChaos(partial: Partial<ChaosOptions> & { seed: number }
     pendingVoidsLeft = await drainVoids(stack, 60_000);
     verdict.check('no pending void is left after healing', pendingVoidsLeft === 0, () => `${pendingVoidsLeft} pending`);
 
-    replays = (await settleAnswers(workload, rng.fork('replay'), verdict)).replays;
+    const faultWindows = faults.map((fault) => ({
+      from: loadStart + fault.at * 1000,
+      to: loadStart + fault.at * 1000 + fault.ms + FAULT_GRACE_MS,
+    }));
+    replays = (await settleAnswers(workload, rng.fork('replay'), verdict, faultWindows)).replays;
     const afterReplays = await drainVoids(stack, 30_000);
     verdict.check('no pending void is left after the replays', afterReplays === 0, () => `${afterReplays} pending`);
     await checkBooks(stack, workload, players, verdict);

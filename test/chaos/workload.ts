@@ -51,7 +51,7 @@ export interface MoneyOp {
   /** Sent as a JSON number instead of a string. */
   amountAsNumber: boolean;
   attempts: Attempt[];
-  /** Same kind and tx_id, other content: each must be refused with IDEMPOTENCY_MISMATCH. */
+  /** Same kind and tx_id, other content: each must be refused (IDEMPOTENCY_MISMATCH; 503/504 only during a fault). */
   variants: Attempt[];
   /** Resolved by the verifier: the first real answer, or the replay's. */
   truth?: { status: number; body: string };

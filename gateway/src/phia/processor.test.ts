@@ -220,3 +220,75 @@ t.test('without the store while voids are pending, a refund tombstone is not tak
   t.equal(answer.status, 503, 'refused like any unseen request');
   t.same(calls, ['GetTransaction', 'Void'], 'never sent to the wallet as a bet');
 });
+
+t.test('without the store, a request never claims the tombstone another refusal left', async (t) => {
+  // Found by the soak (seed 114): the original was refused without Redis (an unclaimed tombstone);
+  // its variant, refused the same way a moment later, found that tombstone, went to the wallet and
+  // claimed the key for its own content, and every later copy of the original got 409.
+  class PendingVoids extends VoidQueue {
+    override othersMayHavePendingVoids(): boolean {
+      return true;
+    }
+  }
+  const queued: { error_code: string; fingerprint: string }[] = [];
+  const voids = new PendingVoids({ send: async () => new Promise(() => {}) });
+  const originalEnqueue = voids.enqueue.bind(voids);
+  voids.enqueue = async (job) => {
+    queued.push({ error_code: job.error_code, fingerprint: job.fingerprint });
+    return originalEnqueue(job);
+  };
+  t.teardown(() => voids.close(0));
+  const store = new SlowBeginStore({ ttlSeconds: 60 });
+  t.teardown(() => store.close());
+  const calls: string[] = [];
+  let row: { status: string; kind: string; tx_id: string; error_code: string; fingerprint: string } | undefined;
+  let staleReads = 0;
+  let ledgerDown = false;
+  const wallet = {
+    async call(method: string) {
+      calls.push(method);
+      if (ledgerDown) throw new WalletError('WALLET_TIMEOUT', false, 4, 'deadline exceeded');
+      // The variant's first read races the original's void: it still sees no row.
+      if (row === undefined || staleReads-- > 0) throw new WalletError('ACCOUNT_NOT_FOUND', true, 5, 'no row');
+      return row;
+    },
+    async void(request: { error_code: string }) {
+      calls.push('Void');
+      if (row !== undefined) return { outcome: 'already_voided' };
+      row = { status: 'voided', kind: 'bet', tx_id: 't-1', error_code: request.error_code, fingerprint: '' };
+      return { outcome: 'tombstoned' };
+    },
+    async money() {
+      calls.push('Bet');
+      return { balance: '90.00', currency: 'USD', tx_id: 't-1' };
+    },
+  };
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const ctx = { requestId: 'r', log: quietLogger() };
+
+  const original = await processor.money('bet', body('10.00'), ctx);
+  t.equal(original.status, 503, 'the original is refused');
+  t.same(calls.splice(0), ['GetTransaction', 'Void']);
+
+  staleReads = 1;
+  const variant = await processor.money('bet', body('11.00'), ctx);
+  t.equal(variant.status, 503, 'the variant is refused the same way');
+  t.same(calls.splice(0), ['GetTransaction', 'Void', 'GetTransaction'], 'it reads the row again, never bets');
+  const copy = await processor.money('bet', body('10.00'), ctx);
+  t.equal(copy.status, 503, 'a copy of the original meets the same refusal');
+  t.notOk(calls.includes('Bet'), 'no request was sent as a bet: the key belongs to no content yet');
+
+  // The ledger cannot be read: still a refusal (503, as the copies refused elsewhere), voided without a
+  // fingerprint so its tombstone claims no content either.
+  ledgerDown = true;
+  const blind = await processor.money('bet', { ...body('12.00'), tx_id: 't-2' }, ctx);
+  t.equal(blind.status, 503);
+  t.match(blind.body, /WALLET_UNAVAILABLE/);
+  t.same(queued, [{ error_code: 'WALLET_UNAVAILABLE', fingerprint: '' }]);
+});

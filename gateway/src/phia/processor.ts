@@ -349,19 +349,15 @@ export class PhiaProcessor {
     ctx: RequestContext,
   ): Promise<Answer> {
     const attemptId = randomUUID();
+    const refused = (code: ErrorCode): Answer => {
+      this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
+      return { ...errorToAnswer(code), keyUnclaimed: true };
+    };
     try {
-      const record = await this.#ledgerRecord(kind, body.tx_id, ctx);
-      const left = unclaimedVoidCode(record);
-      if (left !== undefined) {
-        // Another copy (or a variant) was refused here before: the void it left claims no content.
-        // Sent to the wallet, this request would claim the key for its own content, and if it is a
-        // variant, the first request's copies would then be refused as other content.
-        this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
-        return { ...errorToAnswer(left), keyUnclaimed: true };
-      }
+      let record = await this.#ledgerRecord(kind, body.tx_id, ctx);
       // A refund's tombstone is no outcome of this request yet: the wallet would decline it
       // BET_REFUNDED, while its first copy may have been answered with an error.
-      if (record === undefined || record.status === 'tombstone') {
+      if (record === undefined || (record.status === 'tombstone' && unclaimedVoidCode(record) === undefined)) {
         const reply = await this.#o.wallet.void(
           {
             kind,
@@ -373,17 +369,24 @@ export class PhiaProcessor {
           },
           { requestId: ctx.requestId },
         );
-        if (reply.outcome === 'tombstoned') {
-          this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
-          return { ...errorToAnswer('WALLET_UNAVAILABLE'), keyUnclaimed: true };
-        }
-        // Another copy got there first: its stored outcome is the answer, replayed below.
+        if (reply.outcome === 'tombstoned') return refused('WALLET_UNAVAILABLE');
+        // Another copy got there first: its outcome, or the refusal it left, is the answer.
+        record = await this.#ledgerRecord(kind, body.tx_id, ctx);
       }
+      const left = unclaimedVoidCode(record);
+      // A copy (or a variant) was refused here before: the void it left claims no content. Sent to
+      // the wallet, this request would claim the key for its own content, and if it is a variant,
+      // the first request's copies would then be refused as other content.
+      if (left !== undefined) return refused(left);
     } catch (error) {
-      const code = codeOf(error);
       this.#logWalletError(error, ctx, kind);
-      if (needsVoid(code)) await this.#queueVoid(kind, body.tx_id, code, request.fingerprint, attemptId, ctx);
-      return errorToAnswer(code);
+      const code = codeOf(error);
+      if (!needsVoid(code)) return errorToAnswer(code);
+      // Refused like the rest of this path (503, whatever stopped the check), so that concurrent
+      // copies on other gateways, refused the same way, agree; voided without a fingerprint, so that
+      // the void's tombstone claims the key for no content either.
+      await this.#queueVoid(kind, body.tx_id, 'WALLET_UNAVAILABLE', '', attemptId, ctx);
+      return refused('WALLET_UNAVAILABLE');
     }
     this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'replayed' });
     return this.#callWallet(kind, body, request, ctx);
