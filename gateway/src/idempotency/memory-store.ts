@@ -20,6 +20,8 @@ interface Entry {
   fingerprint: string;
   answer: StoredAnswer;
   expiresAt: number;
+  /** The ledger's outcome for this content (written by a correction): never replaced. */
+  authoritative?: boolean;
 }
 
 export interface InProcessIdempotencyStoreOptions {
@@ -100,19 +102,27 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     options: { correct?: boolean } = {},
   ): Promise<LateStoreResult> {
     const now = Date.now();
-    const correct = options.correct === true && !UNDECIDED_STATUSES.has(answer.status);
+    const correct = options.correct === true;
     const lock = this.#locks.get(key);
     const mine = lock !== undefined && token !== undefined && lock.token === token;
     const existing = this.#answers.get(key);
     if (existing !== undefined && existing.expiresAt > now) {
-      if (!correct || existing.fingerprint !== fingerprint || !UNDECIDED_STATUSES.has(existing.answer.status)) {
-        return 'answered';
-      }
+      const replaceable =
+        correct &&
+        UNDECIDED_STATUSES.has(existing.answer.status) &&
+        existing.authoritative !== true &&
+        (existing.fingerprint !== fingerprint || !UNDECIDED_STATUSES.has(answer.status));
+      if (!replaceable) return 'answered';
     } else if (lock !== undefined && lock.expiresAt > now && !mine && !correct) {
       return 'locked';
     }
     this.#answers.delete(key); // re-inserted last: the newest entry for the size cap
-    this.#answers.set(key, { fingerprint, answer, expiresAt: now + this.#ttlMs });
+    this.#answers.set(key, {
+      fingerprint,
+      answer,
+      expiresAt: now + this.#ttlMs,
+      ...(correct ? { authoritative: true } : {}),
+    });
     this.#trim();
     if (mine) {
       this.#locks.delete(key);

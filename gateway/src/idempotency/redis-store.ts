@@ -42,8 +42,8 @@ redis.call('DEL', KEYS[1])
 return 1
 `;
 
-// KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs, correct ('1'/'0'), fingerprint.
-// See IdempotencyStore.storeLate. Returns 'stored' | 'answered' | 'locked'.
+// KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs, correct ('1'/'0'), fingerprint,
+// decided ('1'/'0'). See IdempotencyStore.storeLate. Returns 'stored' | 'answered' | 'locked'.
 const STORE_LATE_LUA = `
 local held = redis.call('GET', KEYS[2])
 local mine = held and ARGV[1] ~= '' and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ':'
@@ -51,8 +51,10 @@ local existing = redis.call('GET', KEYS[1])
 if existing then
   if ARGV[4] ~= '1' then return 'answered' end
   local ok, record = pcall(cjson.decode, existing)
-  if not ok or type(record) ~= 'table' or record.f ~= ARGV[5] then return 'answered' end
+  if not ok or type(record) ~= 'table' then return 'answered' end
   if record.s ~= 500 and record.s ~= 503 and record.s ~= 504 then return 'answered' end
+  if record.a == 1 then return 'answered' end
+  if record.f == ARGV[5] and ARGV[6] ~= '1' then return 'answered' end
 elseif held and not mine and ARGV[4] ~= '1' then
   return 'locked'
 end
@@ -70,6 +72,7 @@ interface IdempotencyCommands {
     ttl: number,
     correct: string,
     fp: string,
+    decided: string,
   ): Promise<string>;
   phiaIdemBegin(answerKey: string, lockKey: string, token: string, fp: string, ttl: number): Promise<string[]>;
   phiaIdemComplete(answerKey: string, lockKey: string, token: string, answer: string, ttl: number): Promise<number>;
@@ -92,6 +95,8 @@ interface AnswerRecord {
   f: string;
   s: number;
   b: string;
+  /** 1: the ledger's outcome for this content (written by a correction): never replaced. */
+  a?: 1;
 }
 
 export interface RedisIdempotencyStoreOptions {
@@ -178,17 +183,17 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     options: { correct?: boolean } = {},
   ): Promise<LateStoreResult> {
     const [answerKey, lockKey] = this.#keys(key);
-    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body };
-    // Only a decided answer corrects: between two undecided errors the one stored first stays.
-    const correct = options.correct === true && !UNDECIDED_STATUSES.has(answer.status) ? '1' : '0';
+    const correct = options.correct === true;
+    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body, ...(correct ? { a: 1 } : {}) };
     const result = await this.#redis.phiaIdemStoreLate(
       answerKey,
       lockKey,
       token ?? '',
       JSON.stringify(record),
       this.#ttlMs,
-      correct,
+      correct ? '1' : '0',
       fingerprint,
+      UNDECIDED_STATUSES.has(answer.status) ? '0' : '1',
     );
     if (result === 'stored' || result === 'answered' || result === 'locked') return result;
     throw new Error(`unexpected storeLate reply ${String(result)}`);

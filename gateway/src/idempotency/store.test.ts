@@ -56,7 +56,7 @@ for (const [name, make] of stores) {
     t.same(await store.begin(orphan, 'fp', opts), { kind: 'replay', answer: late, waited: false }, 'no 409 for copies');
   });
 
-  t.test(`${name}: storeLate with correct replaces an undecided answer by a decided one, nothing else`, async (t) => {
+  t.test(`${name}: storeLate with correct writes the ledger's outcome over an answer given blind`, async (t) => {
     const store = make();
     t.teardown(() => store.close());
     const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
@@ -69,18 +69,36 @@ for (const [name, make] of stores) {
     t.equal(
       await store.storeLate(key, undefined, 'fp', timeout, { correct: true }),
       'answered',
-      'between two errors the first stays',
+      'between two errors for the same content the first stays',
     );
     t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer: unavailable, waited: false });
-    t.equal(await store.storeLate(key, undefined, 'other-fp', answer, { correct: true }), 'answered', 'other content');
-    t.equal(await store.storeLate(key, undefined, 'fp', answer, { correct: true }), 'stored');
+    t.equal(await store.storeLate(key, undefined, 'fp', answer, { correct: true }), 'stored', 'a decided outcome');
     t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
     t.equal(
       await store.storeLate(key, undefined, 'fp', declined, { correct: true }),
       'answered',
       'a decided answer stays',
     );
+    t.equal(await store.storeLate(key, undefined, 'other-fp', timeout, { correct: true }), 'answered');
     t.same(await store.begin(key, 'fp', opts), { kind: 'replay', answer, waited: false });
+
+    // A variant's 503 took the key while the owner's answer was on its way: the ledger's outcome for the
+    // owner replaces it, a 200 as well as the error the owner's void recorded; that one then stays.
+    const taken = `bet:${name}-taken`;
+    t.equal(await store.storeLate(taken, undefined, 'variant-fp', unavailable), 'stored');
+    t.equal(await store.storeLate(taken, undefined, 'owner-fp', timeout), 'answered', 'not without correct');
+    t.equal(await store.storeLate(taken, undefined, 'owner-fp', timeout, { correct: true }), 'stored');
+    t.same(await store.begin(taken, 'owner-fp', opts), { kind: 'replay', answer: timeout, waited: false });
+    t.same(await store.begin(taken, 'variant-fp', opts), { kind: 'mismatch' });
+    t.equal(
+      await store.storeLate(taken, undefined, 'variant-fp', unavailable, { correct: true }),
+      'answered',
+      "the ledger's outcome is never replaced",
+    );
+    const taken200 = `bet:${name}-taken-200`;
+    t.equal(await store.storeLate(taken200, undefined, 'variant-fp', unavailable), 'stored');
+    t.equal(await store.storeLate(taken200, undefined, 'owner-fp', answer, { correct: true }), 'stored');
+    t.same(await store.begin(taken200, 'owner-fp', opts), { kind: 'replay', answer, waited: false });
 
     // A decided outcome is written even while a copy holds the key (the copy's own answer never overwrites it).
     const busy = `bet:${name}-correct-busy`;

@@ -56,12 +56,16 @@ export interface IdempotencyStore {
   /**
    * Stores the final answer of a request that could not store it in time (the store was unreachable
    * when it began or completed). Written only when the key has no answer and no other request holds
-   * it; a lock holding `token` (left by this request's own late-running begin) is replaced. With
-   * `correct` and a decided answer (the ledger's 200 or decline, read after a void), an undecided
-   * answer (500/503/504) already there is replaced too, and a running copy's lock does not stop the
-   * write: the ledger is the durable record, and copies that reach the wallet get its answer. A
-   * decided answer is never replaced, nor an undecided one by another undecided one (the first
-   * stays). Throws when the store is unreachable (retry later).
+   * it; a lock holding `token` (left by this request's own late-running begin) is replaced.
+   *
+   * With `correct`, the answer is the ledger's outcome for this content (its 200, its decline, or the
+   * error its void recorded): the ledger is the durable record, so a running copy's lock does not stop
+   * the write, and it replaces an undecided answer (500/503/504) already there that was given without
+   * knowing the key's owner: one stored for other content (a variant that took the key while the
+   * owner's answer was on its way), or for this content when the correction is decided. Between two
+   * errors for the same content the first stays (it is what the first request got). An answer written
+   * by a correction, or a decided one, is never replaced. Throws when the store is unreachable (retry
+   * later).
    */
   storeLate(
     key: string,

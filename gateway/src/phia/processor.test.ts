@@ -1,5 +1,6 @@
 import t from 'tap';
 import { buildCurrencyTable } from '@phia/proto';
+import { LateAnswerWriter } from '../idempotency/late-answers.js';
 import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
 import { quietLogger } from '../test-helpers/index.js';
 import { VoidQueue } from '../voids/queue.js';
@@ -291,4 +292,57 @@ t.test('without the store, a request never claims the tombstone another refusal 
   t.equal(blind.status, 503);
   t.match(blind.body, /WALLET_UNAVAILABLE/);
   t.same(queued, [{ error_code: 'WALLET_UNAVAILABLE', fingerprint: '' }]);
+});
+
+t.test("answers given without the store are written late; a decided one replaces a variant's error", async (t) => {
+  // Soak (seed 114): a variant took the key with its 503 while the owner's 200, given without Redis,
+  // waited to be written; every later copy of the owner was refused as other content.
+  const store = new SlowBeginStore({ ttlSeconds: 60 });
+  const lateAnswers = new LateAnswerWriter({ store, retryMs: 10 });
+  const voids = new VoidQueue({ send: async () => new Promise(() => {}) });
+  let walletUp = true;
+  const wallet = {
+    async money(_method: string, request: MoneyRequest) {
+      if (!walletUp) throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'down');
+      return { balance: '90.00', currency: 'USD', tx_id: request.tx_id };
+    },
+    async call() {
+      // recordVoidOutcome reads the row: claimed by other content, it must not be written.
+      return { status: 'voided', kind: 'bet', tx_id: 't-2', error_code: 'WALLET_TIMEOUT', fingerprint: 'someone-else' };
+    },
+  };
+  t.teardown(async () => {
+    await lateAnswers.close(0);
+    await voids.close(0);
+    await store.close();
+  });
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    lateAnswers,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const ctx = { requestId: 'r', log: quietLogger() };
+  const variantError = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  t.equal(await store.storeLate('bet:t-1', undefined, 'a-variant', variantError), 'stored');
+
+  const owner = await processor.money('bet', body('10.00'), ctx);
+  t.equal(owner.status, 200);
+  await lateAnswers.flush();
+  t.equal((await store.peek('bet:t-1'))?.answer.status, 200, "the owner's 200 replaced the variant's 503");
+  t.not((await store.peek('bet:t-1'))?.fingerprint, 'a-variant');
+
+  walletUp = false;
+  const refused = await processor.money('bet', { ...body('10.00'), tx_id: 't-2' }, ctx);
+  t.equal(refused.status, 503);
+  await lateAnswers.flush();
+  const stored = await store.peek('bet:t-2');
+  t.equal(stored?.answer.status, 503, 'an error given without the store is written late too');
+  const job = voids.pendingFor('bet', 't-2');
+  if (job === undefined) return t.fail('no void queued');
+  await processor.recordVoidOutcome(job, 'already_voided');
+  await lateAnswers.flush();
+  t.same(await store.peek('bet:t-2'), stored, "a row claimed by other content is not this request's outcome");
 });

@@ -42,8 +42,6 @@ export interface Answer extends StoredAnswer {
   code: ErrorCode | 'ok';
   /** Sent from the idempotency store (a duplicate). */
   replayed: boolean;
-  /** Refused without knowing which content owns the key: not stored under this content. */
-  keyUnclaimed?: boolean;
 }
 
 export interface ProcessorOptions {
@@ -216,17 +214,19 @@ export class PhiaProcessor {
             this.#o.lateAnswers?.add({ key, token: begin.token, fingerprint, answer });
           }
         }
-      } else if (isDecided(answer) && answer.keyUnclaimed !== true) {
-        // Answered without the store: a later copy must find this answer there, not ask a wallet
-        // that may be down by then. Written only where no answer is. An undecided answer is not:
-        // without the store, this request may be a variant of the key's owner, and its 503 stored
-        // under its own content would refuse the owner's copies (the soak showed it); the ledger's
-        // outcome is written once the void is confirmed.
+      } else if (!NOT_THE_KEYS_ANSWER.has(answer.code)) {
+        // Answered without the store: a later copy must find this answer there, not ask a wallet that
+        // may be down by then, nor (after an error answer) one where it could still apply before its
+        // void lands. Written only where no answer is. A decided answer is the ledger's outcome for
+        // this content, so it also replaces an error a variant may have stored meanwhile; an error is
+        // not (without the store this request may itself be a variant): the ledger's outcome replaces
+        // it once the owner's void is confirmed (recordVoidOutcome).
         this.#o.lateAnswers?.add({
           key,
           ...(begin.token === undefined ? {} : { token: begin.token }),
           fingerprint,
           answer,
+          ...(isDecided(answer) ? { correct: true } : {}),
         });
       } else if (begin.token !== undefined) {
         // Nothing to store, but the timed-out begin may still take the lock when the store runs it:
@@ -260,6 +260,9 @@ export class PhiaProcessor {
     } catch {
       return; // the wallet still replays the outcome to a copy that reaches it
     }
+    // Only the ledger's outcome for this very content: a row no request has claimed yet (a refusal's
+    // tombstone) or one claimed by other content says nothing about the key's owner.
+    if (record.fingerprint !== job.fingerprint) return;
     const answer = this.#ledgerAnswer(record);
     if (answer === undefined) return;
     lateAnswers.add({ key: idempotencyKey(job.kind, job.tx_id), fingerprint: job.fingerprint, answer, correct: true });
@@ -351,7 +354,7 @@ export class PhiaProcessor {
     const attemptId = randomUUID();
     const refused = (code: ErrorCode): Answer => {
       this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'refused' });
-      return { ...errorToAnswer(code), keyUnclaimed: true };
+      return errorToAnswer(code);
     };
     try {
       let record = await this.#ledgerRecord(kind, body.tx_id, ctx);

@@ -375,6 +375,43 @@ t.test('a void carrying a fingerprint only touches the request it was meant for'
   t.equal(await balanceOf(user), '97.00');
 });
 
+t.test("a refusal's tombstone claims no content until a void names the request answered with it", async (t) => {
+  const user = await fundedPlayer();
+  const owner = game(user);
+  const print = (request: typeof owner) =>
+    moneyFingerprint('bet', {
+      user_id: user,
+      currency: 'USD',
+      amount: request.amount as string,
+      round_id: request.round_id as string,
+      game_session_id: request.game_session_id as string,
+      bet_tx_id: '',
+    });
+  // The gateway refused a request without its store: a void without fingerprint.
+  const refusal = await ledger.voidTransaction({ kind: 'bet', tx_id: owner.tx_id, error_code: 'WALLET_UNAVAILABLE' });
+  t.equal(refusal.outcome, 'tombstoned');
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: owner.tx_id })).fingerprint, '', 'unclaimed');
+  // The owner was answered 504 elsewhere; its void names it.
+  const named = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: owner.tx_id,
+    error_code: 'WALLET_TIMEOUT',
+    fingerprint: print(owner),
+  });
+  t.equal(named.outcome, 'already_voided');
+  const record = await ledger.getTransaction({ kind: 'bet', tx_id: owner.tx_id });
+  t.equal(record.fingerprint, print(owner), 'the row is the named request now');
+  t.equal(record.error_code, 'WALLET_TIMEOUT', 'with the error that request was answered');
+  t.equal(await outcomeCode(ledger.bet(owner)), 'WALLET_TIMEOUT', 'its copies replay its answer');
+  t.equal(await outcomeCode(ledger.bet({ ...owner, amount: '1.00' })), 'IDEMPOTENCY_MISMATCH');
+  // A later void for other content changes nothing.
+  const variant = { ...owner, amount: '2.00' };
+  const late = await ledger.voidTransaction({ kind: 'bet', tx_id: owner.tx_id, fingerprint: print(variant) });
+  t.equal(late.outcome, 'not_matching');
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: owner.tx_id })).fingerprint, print(owner));
+  t.equal(await balanceOf(user), '100.00', 'nothing moved');
+});
+
 t.test('a void naming its attempt undoes only what that attempt applied', async (t) => {
   const user = await fundedPlayer();
   // Attempt a-1 applied and was answered 200; a duplicate (attempt a-2) was answered with an error.

@@ -561,7 +561,19 @@ export class Ledger {
       if (fingerprint !== null && row.fingerprint !== null && row.fingerprint !== fingerprint) {
         return answer('not_matching');
       }
-      if (row.status === 'voided') return answer('already_voided');
+      if (row.status === 'voided') {
+        // A refusal's tombstone claims no content (the gateway refused without knowing the key's
+        // owner). A void that names its content speaks for a request that was answered with this
+        // error: the row becomes that request's, so its copies replay its error and other content is
+        // a mismatch.
+        if (fingerprint !== null && row.fingerprint === null) {
+          await tx.query(
+            `UPDATE transactions SET fingerprint = $2, error_code = $3, updated_at = now() WHERE id = $1`,
+            [row.id, fingerprint, errorCode],
+          );
+        }
+        return answer('already_voided');
+      }
       // Applied by another attempt: a duplicate that got its own answer (200). Undoing it would break
       // that answer; the attempt this void speaks for never applied anything.
       if (row.status === 'applied' && attemptId !== '' && row.attempt_id !== null && row.attempt_id !== attemptId) {
