@@ -366,8 +366,12 @@ export class PhiaProcessor {
             kind,
             tx_id: body.tx_id,
             error_code: 'WALLET_UNAVAILABLE',
-            // No fingerprint: this may be a variant of a request answered elsewhere, and the key
-            // must not become its own (a copy of the first request then gets this 503 too).
+            // A refusal: the tombstone names this content without claiming the key for it. This may
+            // be a variant of a request answered elsewhere with an error, whose void (naming it) then
+            // claims the key; until then other content meeting the tombstone is a mismatch, so a
+            // variant sent next cannot take the key from this request.
+            fingerprint: request.fingerprint,
+            refusal: true,
             attempt_id: attemptId,
           },
           { requestId: ctx.requestId },

@@ -63,6 +63,8 @@ export interface VoidRequest {
   fingerprint?: string;
   /** The attempt answered with the error: what another attempt applied (and answered) stays. */
   attempt_id?: string;
+  /** Refused without the idempotency store: a new tombstone records `fingerprint` without claiming the key. */
+  refusal?: boolean;
 }
 export interface VoidReply {
   kind: string;

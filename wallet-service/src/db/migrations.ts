@@ -102,6 +102,15 @@ CREATE TABLE sessions (
 ALTER TABLE transactions ADD COLUMN attempt_id text;
 `,
   },
+  {
+    version: 3,
+    name: 'refused_fingerprint',
+    sql: `
+-- A refusal's tombstone (the gateway refused a request without its idempotency store): the content it
+-- refused. The row claims no content (fingerprint stays NULL) but other content meeting it is a mismatch.
+ALTER TABLE transactions ADD COLUMN refused_fingerprint text;
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<number[]> {

@@ -412,6 +412,39 @@ t.test("a refusal's tombstone claims no content until a void names the request a
   t.equal(await balanceOf(user), '100.00', 'nothing moved');
 });
 
+t.test('a refusal names the refused content: other content is a mismatch, the refused one claims it', async (t) => {
+  const user = await fundedPlayer();
+  const refusedRequest = game(user);
+  const print = (request: typeof refusedRequest) =>
+    moneyFingerprint('bet', {
+      user_id: user,
+      currency: 'USD',
+      amount: request.amount as string,
+      round_id: request.round_id as string,
+      game_session_id: request.game_session_id as string,
+      bet_tx_id: '',
+    });
+  const refusal = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: refusedRequest.tx_id,
+    error_code: 'WALLET_UNAVAILABLE',
+    fingerprint: print(refusedRequest),
+    refusal: true,
+  });
+  t.equal(refusal.outcome, 'tombstoned');
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: refusedRequest.tx_id })).fingerprint, '', 'unclaimed');
+  // A variant sent next (its gateway has the store again) cannot take the key.
+  t.equal(await outcomeCode(ledger.bet({ ...refusedRequest, amount: '3.00' })), 'IDEMPOTENCY_MISMATCH');
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: refusedRequest.tx_id })).fingerprint, '');
+  // A copy of the refused request gets its refusal, and claims the key.
+  t.equal(await outcomeCode(ledger.bet(refusedRequest)), 'WALLET_UNAVAILABLE');
+  t.equal(
+    (await ledger.getTransaction({ kind: 'bet', tx_id: refusedRequest.tx_id })).fingerprint,
+    print(refusedRequest),
+  );
+  t.equal(await balanceOf(user), '100.00', 'nothing moved');
+});
+
 t.test('a void naming its attempt undoes only what that attempt applied', async (t) => {
   const user = await fundedPlayer();
   // Attempt a-1 applied and was answered 200; a duplicate (attempt a-2) was answered with an error.

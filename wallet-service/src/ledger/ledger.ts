@@ -125,6 +125,7 @@ interface TransactionRow {
   refunded_amount: string;
   created_at: string;
   attempt_id: string | null;
+  refused_fingerprint: string | null;
 }
 
 /** What a money request decided inside its transaction; turned into an answer after COMMIT. */
@@ -132,7 +133,8 @@ type Decision = { status: 'applied'; balance: bigint } | { status: 'declined'; c
 type AppliedDecision = { status: 'applied'; balance: bigint; transactionId: string };
 
 const TX_COLUMNS = `id::text, kind, tx_id, status, fingerprint, error_code, user_id, currency, amount::text,
-  round_id, game_session_id, bet_tx_id, balance_after::text, refunded_amount::text, created_at::text, attempt_id`;
+  round_id, game_session_id, bet_tx_id, balance_after::text, refunded_amount::text, created_at::text, attempt_id,
+  refused_fingerprint`;
 
 const FIELD_LIMITS = {
   tx_id: 128,
@@ -384,6 +386,10 @@ export class Ledger {
     decimals: number,
     request: Omit<MoneyInput, 'amount'> & { amount: string },
   ): Promise<Decision> {
+    if (existing.fingerprint === null && existing.refused_fingerprint !== null) {
+      // A refusal's tombstone: the gateway refused other content under this key first.
+      if (existing.refused_fingerprint !== fingerprint) throw new PhiaError('IDEMPOTENCY_MISMATCH');
+    }
     if (existing.fingerprint === null) {
       // Made by a refund (tombstone) or a Void before this request arrived: it can never apply now.
       // Record what the request was, so its duplicates replay the same refusal.
@@ -518,10 +524,20 @@ export class Ledger {
    * seen. Idempotent. `errorCode` is what the caller answered; a later duplicate replays it.
    */
   async voidTransaction(
-    input: { kind: string; tx_id: string; error_code?: string; fingerprint?: string; attempt_id?: string },
+    input: {
+      kind: string;
+      tx_id: string;
+      error_code?: string;
+      fingerprint?: string;
+      attempt_id?: string;
+      refusal?: boolean;
+    },
     ctx: CallContext = {},
   ): Promise<VoidAnswer> {
-    const fingerprint = typeof input.fingerprint === 'string' && input.fingerprint !== '' ? input.fingerprint : null;
+    const named = typeof input.fingerprint === 'string' && input.fingerprint !== '' ? input.fingerprint : null;
+    // A refusal names the content it refused without claiming the key for it.
+    const refused = input.refusal === true ? named : null;
+    const fingerprint = input.refusal === true ? null : named;
     const attemptId = field(input, 'attempt_id', false);
     const kind = this.ledgerKind(input.kind);
     const txId = field(input, 'tx_id', true);
@@ -550,9 +566,10 @@ export class Ledger {
 
       if (!row) {
         const made = await tx.query(
-          `INSERT INTO transactions (kind, tx_id, status, error_code, fingerprint) VALUES ($1, $2, 'voided', $3, $4)
+          `INSERT INTO transactions (kind, tx_id, status, error_code, fingerprint, refused_fingerprint)
+           VALUES ($1, $2, 'voided', $3, $4, $5)
            ON CONFLICT (kind, tx_id) DO NOTHING RETURNING id`,
-          [kind, txId, errorCode, fingerprint],
+          [kind, txId, errorCode, fingerprint, refused],
         );
         if (made.rows.length === 0) throw new RetryTransaction();
         return answer('tombstoned');
@@ -583,10 +600,10 @@ export class Ledger {
         // A refund's tombstone of a bet never seen, and the bet itself was answered with an error:
         // that error (not BET_REFUNDED) is what copies of the bet must get.
         if (row.fingerprint === null && row.error_code === null) {
-          await tx.query(`UPDATE transactions SET error_code = $2, updated_at = now() WHERE id = $1`, [
-            row.id,
-            errorCode,
-          ]);
+          await tx.query(
+            `UPDATE transactions SET error_code = $2, refused_fingerprint = $3, updated_at = now() WHERE id = $1`,
+            [row.id, errorCode, refused],
+          );
         }
         return answer('tombstoned');
       }
