@@ -19,8 +19,10 @@ export interface LateWrite {
   token?: string;
   fingerprint: string;
   answer: StoredAnswer;
-  /** Replace an undecided answer already stored (the ledger's outcome after a void). */
+  /** The ledger's outcome for this content (see IdempotencyStore.storeLate). */
   correct?: boolean;
+  /** An outcome that can never change (a client's decided answer, a declined or voided row). */
+  final?: boolean;
 }
 
 /** A request whose answer is not stored (undecided, or not the key's): only its late lock goes. */
@@ -29,6 +31,7 @@ export interface LateRelease {
   token: string;
   answer?: undefined;
   correct?: undefined;
+  final?: undefined;
 }
 
 function entryId(entry: LateAnswer): string {
@@ -113,7 +116,7 @@ export class LateAnswerWriter {
           entry.token,
           entry.fingerprint,
           entry.answer,
-          entry.correct === true ? { correct: true } : {},
+          entry.correct === true ? { correct: true, final: entry.final === true } : {},
         );
       } catch (error) {
         this.#options.onError?.(error);

@@ -20,8 +20,8 @@ interface Entry {
   fingerprint: string;
   answer: StoredAnswer;
   expiresAt: number;
-  /** The ledger's outcome for this content (written by a correction): never replaced. */
-  authoritative?: boolean;
+  /** An outcome that can never change (see IdempotencyStore.storeLate `final`): never replaced. */
+  final?: boolean;
 }
 
 export interface InProcessIdempotencyStoreOptions {
@@ -99,20 +99,22 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     token: string | undefined,
     fingerprint: string,
     answer: StoredAnswer,
-    options: { correct?: boolean } = {},
+    options: { correct?: boolean; final?: boolean } = {},
   ): Promise<LateStoreResult> {
     const now = Date.now();
     const correct = options.correct === true;
+    const final = correct && options.final === true;
     const lock = this.#locks.get(key);
     const mine = lock !== undefined && token !== undefined && lock.token === token;
     const existing = this.#answers.get(key);
     if (existing !== undefined && existing.expiresAt > now) {
-      const replaceable =
-        correct &&
-        UNDECIDED_STATUSES.has(existing.answer.status) &&
-        existing.authoritative !== true &&
-        (existing.fingerprint !== fingerprint || !UNDECIDED_STATUSES.has(answer.status));
-      if (!replaceable) return 'answered';
+      if (!correct || existing.final === true) return 'answered';
+      const newDecided = !UNDECIDED_STATUSES.has(answer.status);
+      if (UNDECIDED_STATUSES.has(existing.answer.status)) {
+        if (existing.fingerprint === fingerprint && !newDecided) return 'answered';
+      } else if (newDecided || !final) {
+        return 'answered';
+      }
     } else if (lock !== undefined && lock.expiresAt > now && !mine && !correct) {
       return 'locked';
     }
@@ -121,7 +123,7 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
       fingerprint,
       answer,
       expiresAt: now + this.#ttlMs,
-      ...(correct ? { authoritative: true } : {}),
+      ...(final ? { final: true } : {}),
     });
     this.#trim();
     if (mine) {

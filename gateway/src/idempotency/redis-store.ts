@@ -43,7 +43,8 @@ return 1
 `;
 
 // KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs, correct ('1'/'0'), fingerprint,
-// decided ('1'/'0'). See IdempotencyStore.storeLate. Returns 'stored' | 'answered' | 'locked'.
+// decided ('1'/'0'), final ('1'/'0'). See IdempotencyStore.storeLate. Returns 'stored' | 'answered' |
+// 'locked'.
 const STORE_LATE_LUA = `
 local held = redis.call('GET', KEYS[2])
 local mine = held and ARGV[1] ~= '' and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ':'
@@ -51,10 +52,13 @@ local existing = redis.call('GET', KEYS[1])
 if existing then
   if ARGV[4] ~= '1' then return 'answered' end
   local ok, record = pcall(cjson.decode, existing)
-  if not ok or type(record) ~= 'table' then return 'answered' end
-  if record.s ~= 500 and record.s ~= 503 and record.s ~= 504 then return 'answered' end
-  if record.a == 1 then return 'answered' end
-  if record.f == ARGV[5] and ARGV[6] ~= '1' then return 'answered' end
+  if not ok or type(record) ~= 'table' or record.a == 1 then return 'answered' end
+  local undecided = record.s == 500 or record.s == 503 or record.s == 504
+  if undecided then
+    if record.f == ARGV[5] and ARGV[6] ~= '1' then return 'answered' end
+  elseif ARGV[6] == '1' or ARGV[7] ~= '1' then
+    return 'answered'
+  end
 elseif held and not mine and ARGV[4] ~= '1' then
   return 'locked'
 end
@@ -73,6 +77,7 @@ interface IdempotencyCommands {
     correct: string,
     fp: string,
     decided: string,
+    final: string,
   ): Promise<string>;
   phiaIdemBegin(answerKey: string, lockKey: string, token: string, fp: string, ttl: number): Promise<string[]>;
   phiaIdemComplete(answerKey: string, lockKey: string, token: string, answer: string, ttl: number): Promise<number>;
@@ -95,7 +100,7 @@ interface AnswerRecord {
   f: string;
   s: number;
   b: string;
-  /** 1: the ledger's outcome for this content (written by a correction): never replaced. */
+  /** 1: an outcome that can never change (see IdempotencyStore.storeLate `final`): never replaced. */
   a?: 1;
 }
 
@@ -180,11 +185,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     token: string | undefined,
     fingerprint: string,
     answer: StoredAnswer,
-    options: { correct?: boolean } = {},
+    options: { correct?: boolean; final?: boolean } = {},
   ): Promise<LateStoreResult> {
     const [answerKey, lockKey] = this.#keys(key);
     const correct = options.correct === true;
-    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body, ...(correct ? { a: 1 } : {}) };
+    const final = correct && options.final === true;
+    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body, ...(final ? { a: 1 } : {}) };
     const result = await this.#redis.phiaIdemStoreLate(
       answerKey,
       lockKey,
@@ -194,6 +200,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       correct ? '1' : '0',
       fingerprint,
       UNDECIDED_STATUSES.has(answer.status) ? '0' : '1',
+      final ? '1' : '0',
     );
     if (result === 'stored' || result === 'answered' || result === 'locked') return result;
     throw new Error(`unexpected storeLate reply ${String(result)}`);

@@ -87,7 +87,7 @@ for (const [name, make] of stores) {
     const taken = `bet:${name}-taken`;
     t.equal(await store.storeLate(taken, undefined, 'variant-fp', unavailable), 'stored');
     t.equal(await store.storeLate(taken, undefined, 'owner-fp', timeout), 'answered', 'not without correct');
-    t.equal(await store.storeLate(taken, undefined, 'owner-fp', timeout, { correct: true }), 'stored');
+    t.equal(await store.storeLate(taken, undefined, 'owner-fp', timeout, { correct: true, final: true }), 'stored');
     t.same(await store.begin(taken, 'owner-fp', opts), { kind: 'replay', answer: timeout, waited: false });
     t.same(await store.begin(taken, 'variant-fp', opts), { kind: 'mismatch' });
     t.equal(
@@ -95,6 +95,17 @@ for (const [name, make] of stores) {
       'answered',
       "the ledger's outcome is never replaced",
     );
+    // A 200 read from an applied row is replaced by that row's voided outcome (the void of the attempt
+    // that applied it, answered with an error, reversed it afterwards); a final one is not.
+    const reversed = `bet:${name}-reversed`;
+    t.equal(await store.storeLate(reversed, undefined, 'fp', timeout), 'stored');
+    t.equal(await store.storeLate(reversed, undefined, 'fp', answer, { correct: true }), 'stored');
+    t.equal(await store.storeLate(reversed, undefined, 'fp', timeout, { correct: true, final: true }), 'stored');
+    t.same(await store.begin(reversed, 'fp', opts), { kind: 'replay', answer: timeout, waited: false });
+    const given = `bet:${name}-given`;
+    t.equal(await store.storeLate(given, undefined, 'fp', answer, { correct: true, final: true }), 'stored');
+    t.equal(await store.storeLate(given, undefined, 'fp', timeout, { correct: true, final: true }), 'answered');
+
     const taken200 = `bet:${name}-taken-200`;
     t.equal(await store.storeLate(taken200, undefined, 'variant-fp', unavailable), 'stored');
     t.equal(await store.storeLate(taken200, undefined, 'owner-fp', answer, { correct: true }), 'stored');

@@ -63,8 +63,12 @@ export interface IdempotencyStore {
    * the write, and it replaces an undecided answer (500/503/504) already there that was given without
    * knowing the key's owner: one stored for other content (a variant that took the key while the
    * owner's answer was on its way), or for this content when the correction is decided. Between two
-   * errors for the same content the first stays (it is what the first request got). An answer written
-   * by a correction, or a decided one, is never replaced. Throws when the store is unreachable (retry
+   * errors for the same content the first stays (it is what the first request got).
+   *
+   * `final` marks an outcome that can never change: a decided answer a client got, a declined row, a
+   * voided row. A final answer is never replaced. A voided row's error also replaces a 200 read from
+   * the ledger earlier (an applied row can still be reversed by the void of the attempt that applied
+   * it, when that attempt was answered with an error). Throws when the store is unreachable (retry
    * later).
    */
   storeLate(
@@ -72,7 +76,7 @@ export interface IdempotencyStore {
     token: string | undefined,
     fingerprint: string,
     answer: StoredAnswer,
-    options?: { correct?: boolean },
+    options?: { correct?: boolean; final?: boolean },
   ): Promise<LateStoreResult>;
   /**
    * Drops the lock `token` holds, if it holds one: the lock a timed-out begin may have taken once the

@@ -226,7 +226,7 @@ export class PhiaProcessor {
           ...(begin.token === undefined ? {} : { token: begin.token }),
           fingerprint,
           answer,
-          ...(isDecided(answer) ? { correct: true } : {}),
+          ...(isDecided(answer) ? { correct: true, final: true } : {}),
         });
       } else if (begin.token !== undefined) {
         // Nothing to store, but the timed-out begin may still take the lock when the store runs it:
@@ -265,7 +265,14 @@ export class PhiaProcessor {
     if (record.fingerprint !== job.fingerprint) return;
     const answer = this.#ledgerAnswer(record);
     if (answer === undefined) return;
-    lateAnswers.add({ key: idempotencyKey(job.kind, job.tx_id), fingerprint: job.fingerprint, answer, correct: true });
+    lateAnswers.add({
+      key: idempotencyKey(job.kind, job.tx_id),
+      fingerprint: job.fingerprint,
+      answer,
+      correct: true,
+      // An applied row can still be reversed by the void of the attempt that applied it.
+      final: record.status !== 'applied',
+    });
   }
 
   /** The answer the wallet gives a copy of a stored outcome, byte for byte as the first answer. */
