@@ -206,7 +206,8 @@ t.test(
     const copyOfErrored = await send(errored);
     const copyOfApplied = await send(applied);
     const freshAnswer = await send(fresh);
-    // A variant of the refused bet (same tx_id, other amount) meets the tombstone that refusal left.
+    // A variant of the refused bet (same tx_id, other amount) meets the tombstone that refusal left:
+    // it must not claim the key.
     const variantOfFresh = bet(user, `${user}-fresh`).replace('"10.00"', '"11.00"');
     const variantAnswer = await send(variantOfFresh);
     stack.redis.resume();
@@ -214,7 +215,8 @@ t.test(
     t.equal(copyOfApplied.status, 200, 'a copy of an applied bet replays the ledger');
     t.equal(copyOfApplied.body, firstApplied.body, 'byte for byte');
     t.equal(freshAnswer.status, 503, 'a new bet is refused rather than applied blind');
-    t.equal(variantAnswer.status, 503, 'so is its variant, without claiming the key for its content');
+    t.equal(variantAnswer.status, 409, 'its variant is other content: the tombstone names the refused bet');
+    t.match(variantAnswer.body, /IDEMPOTENCY_MISMATCH/);
 
     // 5. Once the void lands, the money follows the first answers, and the refused bet stays refused.
     await voidsDrained();

@@ -242,7 +242,16 @@ t.test('without the store, a request never claims the tombstone another refusal 
   const store = new SlowBeginStore({ ttlSeconds: 60 });
   t.teardown(() => store.close());
   const calls: string[] = [];
-  let row: { status: string; kind: string; tx_id: string; error_code: string; fingerprint: string } | undefined;
+  let row:
+    | {
+        status: string;
+        kind: string;
+        tx_id: string;
+        error_code: string;
+        fingerprint: string;
+        refused_fingerprint: string;
+      }
+    | undefined;
   let staleReads = 0;
   let ledgerDown = false;
   const wallet = {
@@ -253,10 +262,18 @@ t.test('without the store, a request never claims the tombstone another refusal 
       if (row === undefined || staleReads-- > 0) throw new WalletError('ACCOUNT_NOT_FOUND', true, 5, 'no row');
       return row;
     },
-    async void(request: { error_code: string }) {
+    async void(request: { error_code: string; fingerprint?: string; refusal?: boolean }) {
       calls.push('Void');
       if (row !== undefined) return { outcome: 'already_voided' };
-      row = { status: 'voided', kind: 'bet', tx_id: 't-1', error_code: request.error_code, fingerprint: '' };
+      t.equal(request.refusal, true, 'a refusal: names its content without claiming the key');
+      row = {
+        status: 'voided',
+        kind: 'bet',
+        tx_id: 't-1',
+        error_code: request.error_code,
+        fingerprint: '',
+        refused_fingerprint: request.fingerprint ?? '',
+      };
       return { outcome: 'tombstoned' };
     },
     async money() {
@@ -279,7 +296,8 @@ t.test('without the store, a request never claims the tombstone another refusal 
 
   staleReads = 1;
   const variant = await processor.money('bet', body('11.00'), ctx);
-  t.equal(variant.status, 503, 'the variant is refused the same way');
+  t.equal(variant.status, 409, 'the variant is refused as other content: the tombstone names the first');
+  t.equal(variant.code, 'IDEMPOTENCY_MISMATCH');
   t.same(calls.splice(0), ['GetTransaction', 'Void', 'GetTransaction'], 'it reads the row again, never bets');
   const copy = await processor.money('bet', body('10.00'), ctx);
   t.equal(copy.status, 503, 'a copy of the original meets the same refusal');

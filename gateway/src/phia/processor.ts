@@ -391,7 +391,14 @@ export class PhiaProcessor {
       // A copy (or a variant) was refused here before: the void it left claims no content. Sent to
       // the wallet, this request would claim the key for its own content, and if it is a variant,
       // the first request's copies would then be refused as other content.
-      if (left !== undefined) return refused(left);
+      if (left !== undefined) {
+        // The tombstone names the content refused first: other content is a reuse of its tx_id.
+        const first = record?.refused_fingerprint;
+        if (first !== undefined && first !== '' && first !== request.fingerprint) {
+          return errorToAnswer('IDEMPOTENCY_MISMATCH');
+        }
+        return refused(left);
+      }
     } catch (error) {
       this.#logWalletError(error, ctx, kind);
       const code = codeOf(error);

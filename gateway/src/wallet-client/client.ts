@@ -113,6 +113,8 @@ export interface TransactionReply {
   created_at: string;
   /** '' while no request has claimed the row (a void's tombstone). */
   fingerprint: string;
+  /** A refusal's tombstone: the content refused first (other content is a mismatch); else ''. */
+  refused_fingerprint: string;
 }
 
 /** The wallet methods, by their proto name. */

@@ -91,6 +91,8 @@ export interface TransactionRecord {
   created_at: string;
   /** The stored request's fingerprint; '' while no request has claimed the row (a void's tombstone). */
   fingerprint: string;
+  /** A refusal's tombstone: the content refused first (other content is a mismatch); else ''. */
+  refused_fingerprint: string;
 }
 
 export interface BooksReport {
@@ -265,6 +267,7 @@ export class Ledger {
       refunded_amount: money(row.refunded_amount),
       created_at: new Date(row.created_at).toISOString(),
       fingerprint: row.fingerprint ?? '',
+      refused_fingerprint: row.refused_fingerprint ?? '',
     };
   }
 
