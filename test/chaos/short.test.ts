@@ -19,10 +19,6 @@ t.test(`chaos soak, short (CHAOS_SEED=${seed})`, { timeout: 110_000 }, async (t)
     durationSeconds: 20,
     players: 8,
     workers: 8,
-    // No variants (same tx_id, other content) here: one sent while Redis or the wallet is out can
-    // still claim the key before its owner (docs/guarantees.md, "Still open"); `npm run chaos` sends
-    // them and reports that gap.
-    variantP: 0,
     // Every fault kind once, in a fixed order that fits 20 s; `npm run chaos` draws them at random and
     // lets them meet (a Redis outage during a pending void, a wallet outage during a copy).
     faults: [
