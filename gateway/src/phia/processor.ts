@@ -165,7 +165,13 @@ export class PhiaProcessor {
         return errorToAnswer('REQUEST_IN_PROGRESS');
       case 'bypass':
         ctx.log.warn(
-          { store: this.#o.store.name, reason: begin.reason },
+          {
+            store: this.#o.store.name,
+            reason: begin.reason,
+            tx_id: body.tx_id,
+            // Whether voids may be pending elsewhere, so the request is checked against the ledger first.
+            voidsMayBePending: this.#o.voids.othersMayHavePendingVoids(),
+          },
           'idempotency store unavailable, asking the wallet',
         );
         metrics?.storeBypass.inc({ operation: 'begin' });
@@ -410,6 +416,7 @@ export class PhiaProcessor {
       return refused('WALLET_UNAVAILABLE');
     }
     this.#o.metrics?.settledWithoutStore.inc({ action: kind, outcome: 'replayed' });
+    ctx.log.warn({ tx_id: body.tx_id, kind }, 'without the store: the ledger holds this key, replaying it');
     return this.#callWallet(kind, body, request, ctx);
   }
 
