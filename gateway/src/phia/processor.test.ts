@@ -350,7 +350,12 @@ t.test("answers given without the store are written late; a decided one replaces
   t.equal(owner.status, 200);
   await lateAnswers.flush();
   t.equal((await store.peek('bet:t-1'))?.answer.status, 200, "the owner's 200 replaced the variant's 503");
-  t.not((await store.peek('bet:t-1'))?.fingerprint, 'a-variant');
+  const ownerPrint = (await store.peek('bet:t-1'))?.fingerprint ?? '';
+  t.not(ownerPrint, 'a-variant');
+  // That 200 may have replayed a row applied late by an attempt answered with an error: the row's voided
+  // outcome, once its void lands, replaces it.
+  const voided = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
+  t.equal(await store.storeLate('bet:t-1', undefined, ownerPrint, voided, { correct: true, final: true }), 'stored');
 
   walletUp = false;
   const refused = await processor.money('bet', { ...body('10.00'), tx_id: 't-2' }, ctx);

@@ -232,7 +232,10 @@ export class PhiaProcessor {
           ...(begin.token === undefined ? {} : { token: begin.token }),
           fingerprint,
           answer,
-          ...(isDecided(answer) ? { correct: true, final: true } : {}),
+          // A 200 may be a replay of a row applied by another attempt that was answered with an error
+          // (a late commit) and whose void is still on its way: the row's voided outcome replaces it
+          // then. A decline is final.
+          ...(isDecided(answer) ? { correct: true, final: answer.status !== 200 } : {}),
         });
       } else if (begin.token !== undefined) {
         // Nothing to store, but the timed-out begin may still take the lock when the store runs it:
