@@ -30,8 +30,16 @@ export interface ProfileEntry {
   percent: number;
 }
 
+/** A time range on the profile's clock (µs, CLOCK_MONOTONIC: `process.hrtime.bigint() / 1000n`). */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
+}
+
 export interface ProfileSummary {
   file: string;
+  /** Only the samples taken in this range were counted. */
+  window?: ProfileWindow;
   totalMs: number;
   busyMs: number;
   topFunctions: ProfileEntry[];
@@ -67,7 +75,7 @@ function shortWhere(url: string, line: number): string {
   return `${shown}:${line + 1}`;
 }
 
-export function summarizeProfile(file: string, top = 20): ProfileSummary {
+export function summarizeProfile(file: string, top = 20, window?: ProfileWindow): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map<number, number>();
@@ -89,13 +97,17 @@ export function summarizeProfile(file: string, top = 20): ProfileSummary {
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
   if (samples.length > 0) {
-    // A sample's time is the delta to the next sample.
+    // A sample's time is the delta to the next sample; the first sample is taken at startTime + deltas[0].
+    let at = profile.startTime;
     for (let i = 0; i < samples.length; i++) {
+      at += deltas[i] ?? 0;
+      if (window !== undefined && (at < window.fromUs || at > window.toUs)) continue;
       const id = samples[i] as number;
       const delta = deltas[i + 1] ?? 0;
       selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, delta));
     }
   } else {
+    if (window !== undefined) throw new Error(`${file}: no samples, cannot take a time window`);
     const interval =
       (profile.endTime - profile.startTime) /
       Math.max(
@@ -133,6 +145,7 @@ export function summarizeProfile(file: string, top = 20): ProfileSummary {
   const ms = (us: number) => Math.round(us / 100) / 10;
   return {
     file,
+    ...(window === undefined ? {} : { window }),
     totalMs: ms(totalUs),
     busyMs: ms(busyUs),
     topFunctions: [...functions.values()]

@@ -40,7 +40,7 @@ import {
   spawnNode,
   type Child,
 } from './lib/proc.js';
-import { printProfile, summarizeProfile, type ProfileSummary } from './profile.js';
+import { printProfile, summarizeProfile, type ProfileSummary, type ProfileWindow } from './profile.js';
 import {
   BASELINE_OF,
   formatTable,
@@ -92,6 +92,8 @@ const runId = randomBytes(3).toString('hex');
 const logDir = mkdtempSync(join(tmpdir(), 'phia-bench-'));
 const profileDir = join(logDir, 'profiles');
 const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+/** --profile: the baselines' server processes and their measured runs, profiled like gateway and wallet. */
+const baselineProfiles: { name: string; pid: number; window: ProfileWindow }[] = [];
 
 async function main(): Promise<number> {
   say(
@@ -131,6 +133,8 @@ async function main(): Promise<number> {
   const moneyPhases: { tag: string; kind: 'bet' | 'win' | 'refund'; outcomes: Outcomes }[] = [];
   const bets: AnsweredBet[] = [];
   const notes: string[] = [];
+  /** Measured run of each path on the monotonic clock of the CPU profiles (--profile: a summary per path). */
+  const pathWindows: Partial<Record<PathName, ProfileWindow>> = {};
 
   /** Warm-up (unmeasured), then the measured run; RSS peak of the measured run only. */
   const measure = async (
@@ -141,15 +145,22 @@ async function main(): Promise<number> {
     load: LoadResult;
     rssMb: { gateway: number; wallet: number };
     cpuUs: { gateway: number; wallet: number };
+    window: ProfileWindow;
   }> => {
     if (options.warmupS > 0 && warmup !== undefined) {
       await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests: warmup });
     }
     rssWindow();
     const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
+    const fromUs = monotonicUs();
     const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
     const used = cpu(load.responses);
-    return { load, rssMb: rssWindow(), cpuUs: { gateway: used.gateway ?? NaN, wallet: used.wallet ?? NaN } };
+    return {
+      load,
+      rssMb: rssWindow(),
+      cpuUs: { gateway: used.gateway ?? NaN, wallet: used.wallet ?? NaN },
+      window: { fromUs, toUs: monotonicUs() },
+    };
   };
 
   const runPath = async (
@@ -158,7 +169,8 @@ async function main(): Promise<number> {
     requests: autocannon.Request[],
     extra: string[] = [],
   ) => {
-    const { load, rssMb, cpuUs } = await measure(stack.gatewayUrl, warmup, requests);
+    const { load, rssMb, cpuUs, window } = await measure(stack.gatewayUrl, warmup, requests);
+    pathWindows[path] = window;
     gatewayLoadedS += load.durationS + options.warmupS;
     const { baseline, target } = BASELINE_OF[path];
     const base = baselines[baseline];
@@ -300,7 +312,7 @@ async function main(): Promise<number> {
   await stack.dropSchema();
 
   let profiles: Record<string, ProfileSummary> | undefined;
-  if (options.profile) profiles = summarizeProfiles(stack);
+  if (options.profile) profiles = summarizeProfiles(stack, pathWindows);
 
   // 6. Targets (reported, not fatal).
   const targets: Check[] = [];
@@ -377,7 +389,7 @@ async function main(): Promise<number> {
 // Baselines
 
 async function startChild(name: string, script: string, args: string[]): Promise<{ child: Child; port: number }> {
-  const child = spawnNode(name, join(ROOT, 'bench', 'baselines', script), args);
+  const child = spawnNode(name, join(ROOT, 'bench', 'baselines', script), args, { nodeArgs });
   onCleanup(async () => void (await child.stop(3000)));
   const line = await child.waitForLine(/^READY \d+$/, 30_000);
   return { child, port: Number(line.split(' ')[1]) };
@@ -402,8 +414,10 @@ async function fastifyBaseline(players: Player[], key: string): Promise<Baseline
   if (options.warmupS > 0)
     await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests });
   const cpu = cpuMeter({ server: child.pid });
+  const fromUs = monotonicUs();
   const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
   const cpuUs = cpu(load.responses).server ?? NaN;
+  baselineProfiles.push({ name: 'baseline fastify', pid: child.pid, window: { fromUs, toUs: monotonicUs() } });
   await child.stop(3000);
   const result = baselineOf(
     'fastify',
@@ -423,8 +437,12 @@ async function grpcEchoBaseline(players: Player[], key: string): Promise<Baselin
   if (options.warmupS > 0)
     await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests });
   const cpu = cpuMeter({ front: front.child.pid, server: server.child.pid });
+  const fromUs = monotonicUs();
   const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
   const used = cpu(load.responses);
+  const window = { fromUs, toUs: monotonicUs() };
+  baselineProfiles.push({ name: 'baseline grpc-echo front', pid: front.child.pid, window });
+  baselineProfiles.push({ name: 'baseline grpc-echo server', pid: server.child.pid, window });
   await front.child.stop(3000);
   await server.child.stop(3000);
   const result = baselineOf(
@@ -697,7 +715,19 @@ async function redisVersion(redis: Redis): Promise<string> {
   return /^redis_version:(\S+)/m.exec(await redis.info('server'))?.[1] ?? 'unknown';
 }
 
-function summarizeProfiles(stack: Stack): Record<string, ProfileSummary> {
+/** Microseconds on the clock of V8's CPU profiles (CLOCK_MONOTONIC, as process.hrtime on Linux). */
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * The whole profile of gateway and wallet, then one summary per measured path run (its warm-up
+ * left out): `gateway balance`, `wallet bet`, ...
+ */
+function summarizeProfiles(
+  stack: Stack,
+  pathWindows: Partial<Record<PathName, ProfileWindow>>,
+): Record<string, ProfileSummary> {
   const result: Record<string, ProfileSummary> = {};
   let files: string[] = [];
   try {
@@ -709,12 +739,21 @@ function summarizeProfiles(stack: Stack): Record<string, ProfileSummary> {
     ['gateway', stack.gateway.pid],
     ['wallet', stack.walletProcess.pid],
   ] as const) {
-    const file = files.find((candidate) => candidate.includes(`.${pid}.`));
+    const file = files.find((candidate) => candidate.includes(`.${pid}.0.`));
     if (file === undefined) {
       say(`no CPU profile of the ${name} (pid ${pid}) in ${profileDir}`);
       continue;
     }
     result[name] = summarizeProfile(join(profileDir, file), 25);
+    for (const [path, window] of Object.entries(pathWindows)) {
+      result[`${name} ${path}`] = summarizeProfile(join(profileDir, file), 25, window);
+    }
+  }
+  for (const { name, pid, window } of baselineProfiles) {
+    // The main thread's profile (tsx's loader thread writes one too).
+    const file = files.find((candidate) => candidate.includes(`.${pid}.0.`));
+    if (file === undefined) say(`no CPU profile of the ${name} (pid ${pid}) in ${profileDir}`);
+    else result[name] = summarizeProfile(join(profileDir, file), 25, window);
   }
   return result;
 }
