@@ -105,6 +105,17 @@ for (const backend of ['memory', 'redis'] as const) {
   });
 }
 
+t.test('a backlog is delivered batch after batch, not one batch per poll interval', async (t) => {
+  // The bench's overload left 10,878 voids; at 50 per 500 ms poll they took longer than the run allowed.
+  const wallet = flakyWallet(0);
+  const queue = new VoidQueue({ send: wallet.send, batchSize: 10, pollIntervalMs: 60_000 });
+  t.teardown(() => queue.close());
+  for (let index = 0; index < 120; index++) await queue.enqueue(job(`backlog-${index}`));
+  queue.start();
+  t.ok(await until(() => wallet.confirmed.length === 120, 10_000), 'all 120 delivered without a 60 s wait');
+  t.equal(await queue.pendingCount(), 0);
+});
+
 t.test('backoff doubles up to the cap, with jitter', async (t) => {
   const queue = new VoidQueue({ send: async () => {}, baseDelayMs: 100, maxDelayMs: 1000 });
   for (const [attempts, base] of [

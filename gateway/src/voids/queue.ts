@@ -205,14 +205,18 @@ export class VoidQueue {
   async #run(): Promise<void> {
     while (this.#running) {
       this.#kicked = false;
+      let delivered = 0;
       try {
-        await this.drainOnce();
+        delivered = await this.drainOnce();
         await this.pendingCount();
       } catch (error) {
         this.#options.onBackendError?.('queue', error);
       }
       if (!this.#running) break;
-      if (this.#kicked) continue;
+      // A full batch delivered: more are likely due (a backlog after an outage or an overload), so the
+      // next pass starts at once instead of after the poll interval (which capped delivery at about
+      // batchSize per interval).
+      if (this.#kicked || delivered >= this.#batchSize) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, this.#pollIntervalMs);
         timer.unref();
