@@ -148,7 +148,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         this.#onError(error as Error, 'begin');
         // A timed-out script may still run once Redis answers again: the token lets storeLate
         // replace the lock it would leave.
-        return { kind: 'bypass', reason: (error as Error).message, token };
+        return {
+          kind: 'bypass',
+          reason: (error as Error).message,
+          token,
+          ...(attempt > 0 ? { waitedForCopy: true } : {}),
+        };
       }
       const [state, value] = reply;
       if (state === 'acquired') return { kind: 'acquired', token };

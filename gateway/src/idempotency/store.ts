@@ -22,9 +22,10 @@ export type BeginResult =
   /**
    * The store could not be used (e.g. Redis down): go straight to the wallet. `token` is the lock
    * token the failed attempt sent, when the command may still run late (a timed-out Redis script):
-   * `storeLate` with it replaces such an orphaned lock with the answer.
+   * `storeLate` with it replaces such an orphaned lock with the answer. `waitedForCopy`: the store
+   * failed while this request was waiting for a copy with the same content that held the key.
    */
-  | { kind: 'bypass'; reason: string; token?: string };
+  | { kind: 'bypass'; reason: string; token?: string; waitedForCopy?: boolean };
 
 /**
  * How a late write ended: `stored`; `answered` (an answer is there already, nothing written);

@@ -369,3 +369,30 @@ t.test("answers given without the store are written late; a decided one replaces
   await lateAnswers.flush();
   t.same(await store.peek('bet:t-2'), stored, "a row claimed by other content is not this request's outcome");
 });
+
+t.test('a copy that was waiting for another copy when the store failed is answered REQUEST_IN_PROGRESS', async (t) => {
+  // Soak (seed 117, 600 s): the copy waited on the key, Redis failed, the copy went to the wallet with
+  // its deadline gone and answered 504, while the copy holding the key applied the bet (its gateway
+  // was killed before it answered): an error answer for an applied bet.
+  class FailsWhileWaiting extends InProcessIdempotencyStore {
+    override async begin(): Promise<{ kind: 'bypass'; reason: string; waitedForCopy: boolean }> {
+      return { kind: 'bypass', reason: 'Connection is closed.', waitedForCopy: true };
+    }
+  }
+  const store = new FailsWhileWaiting({ ttlSeconds: 60 });
+  const voids = new VoidQueue({ send: async () => undefined });
+  const wallet = fakeWallet();
+  t.teardown(() => store.close());
+  const processor = new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+  const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
+  t.equal(answer.status, 409);
+  t.equal(answer.code, 'REQUEST_IN_PROGRESS');
+  t.equal(wallet.calls, 0, 'never sent to the wallet');
+  t.equal(voids.pendingFor('bet', 't-1'), undefined, 'nothing to void: this copy did nothing');
+});

@@ -180,6 +180,15 @@ export class PhiaProcessor {
         break;
     }
 
+    if (begin.kind === 'bypass' && begin.waitedForCopy === true) {
+      // Another copy of this request held the key when the store stopped answering: it is still
+      // running (maybe on another gateway) and its outcome is the request's. Sent to the wallet now,
+      // with little of the deadline left, this copy would answer an error for a request the other
+      // copy applies. The contract's answer for a copy still running at the end of the wait.
+      metrics?.lockWaits.inc({ action: kind, outcome: 'in_progress' });
+      if (begin.token !== undefined) this.#o.lateAnswers?.add({ key, token: begin.token });
+      return errorToAnswer('REQUEST_IN_PROGRESS');
+    }
     if (begin.kind === 'bypass') {
       const running = this.#running.get(key);
       if (running !== undefined) {
