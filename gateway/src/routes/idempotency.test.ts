@@ -97,9 +97,13 @@ t.test('the first final answer is replayed after a gateway restart, errors inclu
 t.test('a duplicate waits for the running first request, then gets its answer', async (t) => {
   const user = uid('wait');
   await stack.fund(user, 'USD', '10');
+  // The first request's gateway has a long deadline, so that on a loaded machine it still commits once
+  // the lock is released (the wallet decides a quarter of the budget before the deadline).
+  const patient = await stack.newApp({}, { WALLET_DEADLINE_MS: '4500' });
+  await waitForAppRedis(patient);
   const bet = moneyBody({ user_id: user, amount: '1' });
   const lock = await holdAccount(user);
-  const first = stack.post('/phia/bet', bet);
+  const first = post(patient, '/phia/bet', bet);
   await new Promise((resolve) => setTimeout(resolve, 100));
   const duplicate = stack.post('/phia/bet', bet);
   const mismatch = await stack.post('/phia/bet', { ...bet, amount: '2' });
@@ -121,9 +125,13 @@ t.test('409 REQUEST_IN_PROGRESS when the first is still running at the end of th
   // A second gateway with a short deadline: its duplicates wait 300 + 500 ms at most.
   const impatient = await stack.newApp({}, { WALLET_DEADLINE_MS: '300' });
   await waitForAppRedis(impatient);
+  // The first request's gateway has a long deadline, so that on a loaded machine it still commits once
+  // the lock is released (the wallet decides a quarter of the budget before the deadline).
+  const patient = await stack.newApp({}, { WALLET_DEADLINE_MS: '4500' });
+  await waitForAppRedis(patient);
   const bet = moneyBody({ user_id: user, amount: '1' });
   const lock = await holdAccount(user);
-  const first = stack.post('/phia/bet', bet);
+  const first = post(patient, '/phia/bet', bet);
   await new Promise((resolve) => setTimeout(resolve, 100));
   const started = Date.now();
   const duplicate = await post(impatient, '/phia/bet', bet);
