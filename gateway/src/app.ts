@@ -11,6 +11,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyRequest,
 } from 'fastify';
+import helmet from '@fastify/helmet';
 import underPressure from '@fastify/under-pressure';
 import type { Redis } from 'ioredis';
 import { isErrorCode, PhiaError, type ErrorCode } from '@phia/proto';
@@ -29,7 +30,6 @@ import { PhiaProcessor } from './phia/processor.js';
 import { createRedisClient, waitForRedis } from './redis.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { JSON_TYPE, registerPhiaRoutes } from './routes/phia.js';
-import { installSecurityHeaders } from './security-headers.js';
 import { RedisVoidBackend } from './voids/backends.js';
 import { VoidQueue, type VoidQueueOptions } from './voids/queue.js';
 import { WalletClient, WalletError } from './wallet-client/client.js';
@@ -202,8 +202,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   app.decorate('gateway', { config, store: idempotencyStore, wallet: walletClient, voids, metrics });
 
-  // helmet's default headers, precomputed (security-headers.ts), and x-request-id.
-  installSecurityHeaders(app);
+  await app.register(helmet, { global: true });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
 
   // Load shedding. under-pressure only measures the event-loop delay (its handler lets every request
   // through); `overloaded` reads it every 100 ms. Two places shed:
