@@ -2,6 +2,7 @@ import t from 'tap';
 import { buildCurrencyTable } from '@phia/proto';
 import { LateAnswerWriter } from '../idempotency/late-answers.js';
 import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
+import type { IdempotencyStore } from '../idempotency/store.js';
 import { quietLogger } from '../test-helpers/index.js';
 import { VoidQueue } from '../voids/queue.js';
 import { WalletError, type MoneyRequest, type WalletClient } from '../wallet-client/client.js';
@@ -32,6 +33,23 @@ class SlowBeginStore extends InProcessIdempotencyStore {
   }
 }
 
+/** The processor under test, over a fake wallet (only the methods a test needs) and the given store and queue. */
+function processorOver(
+  wallet: object,
+  store: IdempotencyStore,
+  voids: VoidQueue,
+  lateAnswers?: LateAnswerWriter,
+): PhiaProcessor {
+  return new PhiaProcessor({
+    wallet: wallet as unknown as WalletClient,
+    store,
+    voids,
+    ...(lateAnswers === undefined ? {} : { lateAnswers }),
+    currencies: buildCurrencyTable(),
+    deadlineMs: 1000,
+  });
+}
+
 const body = (amount: string) => ({
   user_id: 'u1',
   currency: 'USD',
@@ -50,13 +68,7 @@ t.test('an IDEMPOTENCY_MISMATCH from the wallet is not cached: the real request 
   const voids = new VoidQueue({ send: async () => undefined });
   const wallet = fakeWallet();
   t.teardown(() => store.close());
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids);
   const ctx = { requestId: 'r', log: quietLogger() };
 
   // The original reaches the wallet without the store (as during a Redis outage).
@@ -90,13 +102,7 @@ t.test('a request that bypassed a slow store and met a wallet outage replays the
     },
   };
   t.teardown(() => store.close());
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids);
   const ctx = { requestId: 'r', log: quietLogger() };
   const first = { status: 200, body: '{"balance":"90.00","currency":"USD","tx_id":"t-1"}' };
   const { moneyFingerprint } = await import('@phia/proto');
@@ -137,13 +143,7 @@ t.test(
       },
     };
     t.teardown(() => store.close());
-    const processor = new PhiaProcessor({
-      wallet: wallet as unknown as WalletClient,
-      store,
-      voids,
-      currencies: buildCurrencyTable(),
-      deadlineMs: 1000,
-    });
+    const processor = processorOver(wallet, store, voids);
     const ctx = { requestId: 'r', log: quietLogger() };
 
     const original = processor.money('bet', body('10.00'), ctx);
@@ -170,13 +170,7 @@ t.test('a bypassed request that finds the key stored for other content is refuse
     },
   };
   t.teardown(() => store.close());
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids);
   const first = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
   t.equal(await store.storeLate('bet:t-1', undefined, 'the-original-fingerprint', first), 'stored');
   const variant = await processor.money('bet', body('11.00'), { requestId: 'r', log: quietLogger() });
@@ -210,13 +204,7 @@ t.test('without the store while voids are pending, a refund tombstone is not tak
     },
   };
   t.teardown(() => store.close());
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids);
   const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
   t.equal(answer.status, 503, 'refused like any unseen request');
   t.same(calls, ['GetTransaction', 'Void'], 'never sent to the wallet as a bet');
@@ -281,13 +269,7 @@ t.test('without the store, a request never claims the tombstone another refusal 
       return { balance: '90.00', currency: 'USD', tx_id: 't-1' };
     },
   };
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids);
   const ctx = { requestId: 'r', log: quietLogger() };
 
   const original = await processor.money('bet', body('10.00'), ctx);
@@ -334,14 +316,7 @@ t.test("answers given without the store are written late; a decided one replaces
     await voids.close(0);
     await store.close();
   });
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    lateAnswers,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids, lateAnswers);
   const ctx = { requestId: 'r', log: quietLogger() };
   const variantError = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
   t.equal(await store.storeLate('bet:t-1', undefined, 'a-variant', variantError), 'stored');
@@ -383,13 +358,7 @@ t.test('a copy that was waiting for another copy when the store failed is answer
   const voids = new VoidQueue({ send: async () => undefined });
   const wallet = fakeWallet();
   t.teardown(() => store.close());
-  const processor = new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
-    store,
-    voids,
-    currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
-  });
+  const processor = processorOver(wallet, store, voids);
   const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
   t.equal(answer.status, 409);
   t.equal(answer.code, 'REQUEST_IN_PROGRESS');

@@ -27,6 +27,18 @@ function game(user: string, extra: Partial<MoneyInput> = {}): MoneyInput {
   };
 }
 
+/** The fingerprint the gateway sends for a bet request (as moneyFingerprint of @phia/proto). */
+function betPrint(request: MoneyInput): string {
+  return moneyFingerprint('bet', {
+    user_id: request.user_id,
+    currency: request.currency,
+    amount: request.amount,
+    round_id: request.round_id ?? '',
+    game_session_id: request.game_session_id ?? '',
+    bet_tx_id: '',
+  });
+}
+
 async function balanceOf(user: string, currency = 'USD'): Promise<string> {
   return (await ledger.getBalance({ user_id: user, currency })).balance;
 }
@@ -378,15 +390,6 @@ t.test('a void carrying a fingerprint only touches the request it was meant for'
 t.test("a refusal's tombstone claims no content until a void names the request answered with it", async (t) => {
   const user = await fundedPlayer();
   const owner = game(user);
-  const print = (request: typeof owner) =>
-    moneyFingerprint('bet', {
-      user_id: user,
-      currency: 'USD',
-      amount: request.amount as string,
-      round_id: request.round_id as string,
-      game_session_id: request.game_session_id as string,
-      bet_tx_id: '',
-    });
   // The gateway refused a request without its store: a void without fingerprint.
   const refusal = await ledger.voidTransaction({ kind: 'bet', tx_id: owner.tx_id, error_code: 'WALLET_UNAVAILABLE' });
   t.equal(refusal.outcome, 'tombstoned');
@@ -396,39 +399,30 @@ t.test("a refusal's tombstone claims no content until a void names the request a
     kind: 'bet',
     tx_id: owner.tx_id,
     error_code: 'WALLET_TIMEOUT',
-    fingerprint: print(owner),
+    fingerprint: betPrint(owner),
   });
   t.equal(named.outcome, 'already_voided');
   const record = await ledger.getTransaction({ kind: 'bet', tx_id: owner.tx_id });
-  t.equal(record.fingerprint, print(owner), 'the row is the named request now');
+  t.equal(record.fingerprint, betPrint(owner), 'the row is the named request now');
   t.equal(record.error_code, 'WALLET_TIMEOUT', 'with the error that request was answered');
   t.equal(await outcomeCode(ledger.bet(owner)), 'WALLET_TIMEOUT', 'its copies replay its answer');
   t.equal(await outcomeCode(ledger.bet({ ...owner, amount: '1.00' })), 'IDEMPOTENCY_MISMATCH');
   // A later void for other content changes nothing.
   const variant = { ...owner, amount: '2.00' };
-  const late = await ledger.voidTransaction({ kind: 'bet', tx_id: owner.tx_id, fingerprint: print(variant) });
+  const late = await ledger.voidTransaction({ kind: 'bet', tx_id: owner.tx_id, fingerprint: betPrint(variant) });
   t.equal(late.outcome, 'not_matching');
-  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: owner.tx_id })).fingerprint, print(owner));
+  t.equal((await ledger.getTransaction({ kind: 'bet', tx_id: owner.tx_id })).fingerprint, betPrint(owner));
   t.equal(await balanceOf(user), '100.00', 'nothing moved');
 });
 
 t.test('a refusal names the refused content: other content is a mismatch, the refused one claims it', async (t) => {
   const user = await fundedPlayer();
   const refusedRequest = game(user);
-  const print = (request: typeof refusedRequest) =>
-    moneyFingerprint('bet', {
-      user_id: user,
-      currency: 'USD',
-      amount: request.amount as string,
-      round_id: request.round_id as string,
-      game_session_id: request.game_session_id as string,
-      bet_tx_id: '',
-    });
   const refusal = await ledger.voidTransaction({
     kind: 'bet',
     tx_id: refusedRequest.tx_id,
     error_code: 'WALLET_UNAVAILABLE',
-    fingerprint: print(refusedRequest),
+    fingerprint: betPrint(refusedRequest),
     refusal: true,
   });
   t.equal(refusal.outcome, 'tombstoned');
@@ -440,7 +434,7 @@ t.test('a refusal names the refused content: other content is a mismatch, the re
   t.equal(await outcomeCode(ledger.bet(refusedRequest)), 'WALLET_UNAVAILABLE');
   t.equal(
     (await ledger.getTransaction({ kind: 'bet', tx_id: refusedRequest.tx_id })).fingerprint,
-    print(refusedRequest),
+    betPrint(refusedRequest),
   );
   t.equal(await balanceOf(user), '100.00', 'nothing moved');
 });
