@@ -48,6 +48,7 @@ export const ERRORS = {
   },
   REQUEST_IN_PROGRESS: { httpStatus: 409, grpcStatus: GrpcStatus.ABORTED, message: 'request in progress' },
   BET_REFUNDED: { httpStatus: 409, grpcStatus: GrpcStatus.FAILED_PRECONDITION, message: 'bet already refunded' },
+  BET_NOT_APPLIED: { httpStatus: 409, grpcStatus: GrpcStatus.FAILED_PRECONDITION, message: 'bet not applied' },
   REFUND_EXCEEDS_BET: {
     httpStatus: 409,
     grpcStatus: GrpcStatus.FAILED_PRECONDITION,

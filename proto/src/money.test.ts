@@ -1,5 +1,13 @@
 import t from 'tap';
-import { buildCurrencyTable, currencyDecimals, formatAmount, normalizeAmount, parseAmount } from './money.js';
+import {
+  buildCurrencyTable,
+  currencyDecimals,
+  fitsBalance,
+  formatAmount,
+  normalizeAmount,
+  parseAmount,
+  parseBalance,
+} from './money.js';
 import { PhiaError } from './errors.js';
 
 t.test('parse and format are exact and inverse', async (t) => {
@@ -28,11 +36,21 @@ t.test('bad amounts are INVALID_REQUEST', async (t) => {
     ' 1',
     'NaN',
     'Infinity',
-    '1'.repeat(25),
+    '1'.repeat(19),
+    `${'9'.repeat(19)}.99`,
     '1.001',
   ]) {
     t.throws(() => parseAmount(bad, 2), PhiaError, `"${bad}"`);
   }
+});
+
+t.test('amounts hold 18 digits before the point, balances 24', async (t) => {
+  t.equal(parseAmount('999999999999999999.99', 2), 99999999999999999999n);
+  t.equal(parseBalance(`${'9'.repeat(24)}.99`, 2), 10n ** 26n - 1n);
+  t.throws(() => parseBalance('1'.repeat(25), 2), { code: 'INVALID_REQUEST' });
+  t.ok(fitsBalance(10n ** 26n - 1n, 2), 'the largest balance with 2 decimals');
+  t.notOk(fitsBalance(10n ** 26n, 2), '10^24 does not fit');
+  t.notOk(fitsBalance(10n ** 24n, 0), 'nor without decimals');
 });
 
 t.test('currency table', async (t) => {

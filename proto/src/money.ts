@@ -50,8 +50,13 @@ export const DEFAULT_CURRENCY_DECIMALS: Readonly<Record<string, number>> = Objec
 });
 
 export const MAX_DECIMALS = 18;
-/** Digits allowed before the point: far above any real balance, far below NUMERIC's limits. */
-export const MAX_INTEGER_DIGITS = 24;
+/** Digits before the point of an amount: bet, win, refund, deposit, withdrawal (contract section 4). */
+export const MAX_AMOUNT_INTEGER_DIGITS = 18;
+/**
+ * Digits before the point of a balance (contract rule 10): a credit that would pass it is declined.
+ * The wallet's SQL constraints are built from these constants (wallet-service migrations).
+ */
+export const MAX_BALANCE_INTEGER_DIGITS = 24;
 const CURRENCY_CODE = /^[A-Z0-9]{2,10}$/;
 const DECIMAL_TEXT = /^(0|[1-9][0-9]*)(?:\.([0-9]+))?$/;
 
@@ -88,18 +93,31 @@ export function currencyDecimals(table: CurrencyTable, currency: string): number
 
 /**
  * Parses a non-negative decimal string into scaled integer units (e.g. "12.5" with 2 decimals → 1250n).
- * Refuses signs, exponents, spaces, more than `decimals` fraction digits, and absurd sizes.
+ * Refuses signs, exponents, spaces, more than `decimals` fraction digits, and more than
+ * `maxIntegerDigits` digits before the point (an amount's limit unless told otherwise).
  */
-export function parseAmount(text: string, decimals: number): bigint {
+export function parseAmount(text: string, decimals: number, maxIntegerDigits = MAX_AMOUNT_INTEGER_DIGITS): bigint {
   const match = DECIMAL_TEXT.exec(text);
   if (!match) throw new PhiaError('INVALID_REQUEST', 'amount must be a non-negative decimal');
   const whole = match[1] as string;
   const fraction = match[2] ?? '';
-  if (whole.length > MAX_INTEGER_DIGITS) throw new PhiaError('INVALID_REQUEST', 'amount too large');
+  if (whole.length > maxIntegerDigits) {
+    throw new PhiaError('INVALID_REQUEST', `more than ${maxIntegerDigits} digits before the point`);
+  }
   if (fraction.length > decimals) {
     throw new PhiaError('INVALID_REQUEST', `amount has more than ${decimals} decimals`);
   }
   return BigInt(whole + fraction.padEnd(decimals, '0'));
+}
+
+/** Parses a balance (a stored or answered one): anything a balance may hold, up to its limit. */
+export function parseBalance(text: string, decimals: number): bigint {
+  return parseAmount(text, decimals, MAX_BALANCE_INTEGER_DIGITS);
+}
+
+/** Whether scaled units fit in a balance: at most MAX_BALANCE_INTEGER_DIGITS digits before the point. */
+export function fitsBalance(units: bigint, decimals: number): boolean {
+  return units < 10n ** BigInt(MAX_BALANCE_INTEGER_DIGITS + decimals);
 }
 
 /** Formats scaled units with exactly `decimals` fraction digits ("1250n, 2" → "12.50"). */

@@ -4,7 +4,7 @@
  * the truth and must then hold). Then the books: every balance equals the model and the sum of its
  * entries, no error answer was applied, nothing is negative.
  */
-import { formatAmount, parseAmount } from '@phia/proto';
+import { formatAmount, parseAmount, parseBalance } from '@phia/proto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WalletCallError } from '../helpers/wallet-client.js';
 import type { Rng } from './random.js';
@@ -222,8 +222,8 @@ export async function checkBooks(
       const row = byUser.get(player.userId);
       const want = expected.get(player.userId) ?? 0n;
       if (!verdict.check('every account exists', row !== undefined, () => player.userId)) continue;
-      const balance = parseAmount(row!.balance, player.decimals);
-      const entries = parseAmount(row!.entries, player.decimals);
+      const balance = parseBalance(row!.balance, player.decimals);
+      const entries = parseBalance(row!.entries, player.decimals);
       verdict.check(
         'every balance equals the model',
         balance === want,
@@ -239,7 +239,7 @@ export async function checkBooks(
       const reply = await admin.GetBalance({ user_id: player.userId, currency: player.currency });
       verdict.check(
         'the wallet answers the ledger balance (GetBalance)',
-        parseAmount(reply.balance ?? '', player.decimals) === balance,
+        parseBalance(reply.balance ?? '', player.decimals) === balance,
         () => `${player.userId}: GetBalance ${reply.balance}, ledger ${row!.balance}`,
       );
     }

@@ -5,7 +5,7 @@
  * OpenAPI file later is a one-file change.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ERRORS, MAX_DECIMALS, MAX_INTEGER_DIGITS, type ErrorCode, type MoneyKind } from '@phia/proto';
+import { ERRORS, MAX_AMOUNT_INTEGER_DIGITS, MAX_DECIMALS, type ErrorCode, type MoneyKind } from '@phia/proto';
 
 /** The four PHIA request types. */
 export const ACTIONS = ['balance', 'bet', 'win', 'refund'] as const;
@@ -49,9 +49,12 @@ export const LIMITS = {
   /** session_id: the contract gives no limit; the wallet keeps up to 256 characters. */
   sessionIdMaxLength: 256,
   currencyPattern: '^[A-Z0-9]{2,10}$',
-  /** A non-negative decimal: digits, an optional fraction; no sign, exponent or spaces. */
-  amountPattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$',
-  amountMaxLength: MAX_INTEGER_DIGITS + 1 + MAX_DECIMALS,
+  /**
+   * A non-negative decimal of at most MAX_AMOUNT_INTEGER_DIGITS digits before the point, an optional
+   * fraction; no sign, exponent or spaces. The currency's decimals are checked by the processor.
+   */
+  amountPattern: `^(0|[1-9][0-9]{0,${MAX_AMOUNT_INTEGER_DIGITS - 1}})(\\.[0-9]+)?$`,
+  amountMaxLength: MAX_AMOUNT_INTEGER_DIGITS + 1 + MAX_DECIMALS,
 } as const;
 
 /**
@@ -191,6 +194,7 @@ const LEDGER_DECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'IDEMPOTENCY_MISMATCH',
   'REQUEST_IN_PROGRESS',
   'BET_REFUNDED',
+  'BET_NOT_APPLIED',
   'REFUND_EXCEEDS_BET',
 ]);
 

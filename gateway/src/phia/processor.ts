@@ -10,7 +10,7 @@ import {
   formatAmount,
   moneyFingerprint,
   normalizeAmount,
-  parseAmount,
+  parseBalance,
   isErrorCode,
   PhiaError,
   type CurrencyTable,
@@ -80,7 +80,7 @@ export function errorToAnswer(code: ErrorCode): Answer {
 function walletBalance(text: unknown, decimals: number): string {
   if (typeof text !== 'string') throw new PhiaError('INTERNAL', 'wallet reply without balance');
   try {
-    return formatAmount(parseAmount(text, decimals), decimals);
+    return formatAmount(parseBalance(text, decimals), decimals);
   } catch {
     throw new PhiaError('INTERNAL', `wallet reply with malformed balance "${text}"`);
   }

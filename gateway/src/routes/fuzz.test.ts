@@ -50,6 +50,7 @@ const CODES: Readonly<Record<string, readonly [number, string]>> = {
   IDEMPOTENCY_MISMATCH: [409, 'tx_id reused'],
   REQUEST_IN_PROGRESS: [409, 'in progress'],
   BET_REFUNDED: [409, 'already refunded'],
+  BET_NOT_APPLIED: [409, 'bet not applied'],
   REFUND_EXCEEDS_BET: [409, 'exceeds'],
   PAYLOAD_TOO_LARGE: [413, 'too large'],
   UNSUPPORTED_MEDIA_TYPE: [415, 'content type'],
@@ -65,6 +66,7 @@ const DECIDED_CODES = new Set([
   'ACCOUNT_NOT_FOUND',
   'IDEMPOTENCY_MISMATCH',
   'BET_REFUNDED',
+  'BET_NOT_APPLIED',
   'REFUND_EXCEEDS_BET',
 ]);
 /** Currency decimals named in section 4 (all configured by default). */
@@ -72,7 +74,8 @@ const DECIMALS: Readonly<Record<string, number>> = { USD: 2, JPY: 0, BTC: 8, ETH
 const ID_MAX = 128;
 /** Where the contract gives no bound, the gateway's documented generous ones (contract.ts, LIMITS). */
 const SESSION_ID_MAX = 256;
-const AMOUNT_MAX_INTEGER_DIGITS = 24;
+/** Section 4: at most 18 digits before the point. */
+const AMOUNT_MAX_INTEGER_DIGITS = 18;
 /** The exact-JSON reader's documented hardening (body/exact-json.ts header). */
 const MAX_DEPTH = 16;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { MAX_AMOUNT_INTEGER_DIGITS, MAX_BALANCE_INTEGER_DIGITS, MAX_DECIMALS } from '@phia/proto';
 import { createTestSchema } from '../../../test/helpers/postgres.js';
 import { openDatabase } from './index.js';
 import { migrate, MIGRATIONS } from './migrations.js';
@@ -20,4 +21,42 @@ t.test('migrations run once, are safe to run again, and concurrently', async (t)
     versions.rows.map((row: { version: number }) => row.version),
     MIGRATIONS.map((migration) => migration.version),
   );
+});
+
+t.test('the SQL limits are the ones of @phia/proto', async (t) => {
+  const schema = await createTestSchema('limits_sql');
+  t.teardown(() => schema.drop());
+  const db = await openDatabase({ databaseUrl: schema.databaseUrl, schema: schema.schema });
+  t.teardown(() => db.close());
+  // The largest value below 10^digits with 18 decimals, and 10^digits itself.
+  const largest = (digits: number) => `${'9'.repeat(digits)}.${'9'.repeat(MAX_DECIMALS)}`;
+  const past = (digits: number) => `1${'0'.repeat(digits)}`;
+  const account = async (balance: string) =>
+    schema.pool.query(
+      `INSERT INTO accounts (owner_kind, user_id, currency, balance) VALUES ('player', $1, 'USD', $2)`,
+      [`u-${balance.length}-${Math.random()}`, balance],
+    );
+  const transaction = async (amount: string, balanceAfter = '0') =>
+    schema.pool.query(
+      `INSERT INTO transactions (kind, tx_id, status, amount, balance_after) VALUES ('bet', $1, 'applied', $2, $3)`,
+      [`tx-${Math.random()}`, amount, balanceAfter],
+    );
+  await t.resolves(account(largest(MAX_BALANCE_INTEGER_DIGITS)), 'a player balance of 24 digits');
+  await t.rejects(account(past(MAX_BALANCE_INTEGER_DIGITS)), /player_balance_within_limit/);
+  await t.resolves(transaction(largest(MAX_AMOUNT_INTEGER_DIGITS), largest(MAX_BALANCE_INTEGER_DIGITS)));
+  await t.rejects(transaction(past(MAX_AMOUNT_INTEGER_DIGITS)), /amount_within_limit/);
+  await t.rejects(transaction('1', past(MAX_BALANCE_INTEGER_DIGITS)), /balance_after_within_limit/);
+  const house = await schema.pool.query(
+    `INSERT INTO accounts (owner_kind, user_id, currency, balance) VALUES ('house', '', 'USD', $1) RETURNING id`,
+    [`-${past(MAX_BALANCE_INTEGER_DIGITS + 2)}`],
+  );
+  t.equal(house.rows.length, 1, 'the house sums many players: not bounded');
+  const entry = async (amount: string) =>
+    schema.pool.query(
+      `INSERT INTO entries (transaction_id, account_id, amount)
+       VALUES ((SELECT min(id) FROM transactions), $1, $2)`,
+      [house.rows[0].id, amount],
+    );
+  await t.resolves(entry(`-${largest(MAX_AMOUNT_INTEGER_DIGITS)}`));
+  await t.rejects(entry(`-${past(MAX_AMOUNT_INTEGER_DIGITS)}`), /entry_within_limit/);
 });

@@ -1,4 +1,9 @@
+import { MAX_AMOUNT_INTEGER_DIGITS, MAX_BALANCE_INTEGER_DIGITS } from '@phia/proto';
 import type { Database } from './database.js';
+
+/** The first value past each limit, as exact NUMERIC literals (1e24 is 10^24, not a float). */
+const PAST_AMOUNT = `1e${MAX_AMOUNT_INTEGER_DIGITS}`;
+const PAST_BALANCE = `1e${MAX_BALANCE_INTEGER_DIGITS}`;
 
 /**
  * Versioned migrations, applied in order at start-up. Each runs once (recorded in
@@ -109,6 +114,21 @@ ALTER TABLE transactions ADD COLUMN attempt_id text;
 -- A refusal's tombstone (the gateway refused a request without its idempotency store): the content it
 -- refused. The row claims no content (fingerprint stays NULL) but other content meeting it is a mismatch.
 ALTER TABLE transactions ADD COLUMN refused_fingerprint text;
+`,
+  },
+  {
+    version: 4,
+    name: 'money_limits',
+    // From the constants of @phia/proto that the gateway and the ledger check (contract rule 10); the
+    // code declines first, these keep a bug from storing what no reader accepts. The counter
+    // accounts (house, cashier) sum many players, so they are not bounded. Fails on a database
+    // already holding a value past a limit: such rows must be repaired by hand first.
+    sql: `
+ALTER TABLE accounts ADD CONSTRAINT player_balance_within_limit
+  CHECK (owner_kind <> 'player' OR balance < ${PAST_BALANCE});
+ALTER TABLE transactions ADD CONSTRAINT amount_within_limit CHECK (amount < ${PAST_AMOUNT});
+ALTER TABLE transactions ADD CONSTRAINT balance_after_within_limit CHECK (balance_after < ${PAST_BALANCE});
+ALTER TABLE entries ADD CONSTRAINT entry_within_limit CHECK (abs(amount) < ${PAST_AMOUNT});
 `,
   },
 ];

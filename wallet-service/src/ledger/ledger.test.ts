@@ -258,6 +258,53 @@ t.test('refund before its bet leaves a tombstone: the bet and its win are refuse
 });
 
 t.test(
+  "a win naming another account's bet is INVALID_REQUEST, one naming a bet not applied BET_NOT_APPLIED",
+  async (t) => {
+    const user = await fundedPlayer();
+    const other = await fundedPlayer();
+    await ledger.deposit({ tx_id: nextId('dep'), user_id: user, currency: 'EUR', amount: '100.00' });
+    const othersBet = game(other);
+    await ledger.bet(othersBet);
+    const ownBet = game(user);
+    await ledger.bet(ownBet);
+
+    const stolen = game(user, { amount: '50.00', bet_tx_id: othersBet.tx_id });
+    t.equal(await outcomeCode(ledger.win(stolen)), 'INVALID_REQUEST', "another player's bet");
+    t.equal(await outcomeCode(ledger.win(stolen)), 'INVALID_REQUEST', 'its copy replays the decline');
+    const euros = game(user, { currency: 'EUR', amount: '50.00', bet_tx_id: ownBet.tx_id });
+    t.equal(await outcomeCode(ledger.win(euros)), 'INVALID_REQUEST', 'the bet of another currency');
+    t.equal(
+      await outcomeCode(ledger.refund(game(user, { currency: 'EUR', bet_tx_id: ownBet.tx_id }))),
+      'INVALID_REQUEST',
+      'a refund too',
+    );
+
+    const declined = game(user, { amount: '1000.00' });
+    t.equal(await outcomeCode(ledger.bet(declined)), 'INSUFFICIENT_FUNDS');
+    const winOfDeclined = game(user, { amount: '50.00', bet_tx_id: declined.tx_id });
+    t.equal(await outcomeCode(ledger.win(winOfDeclined)), 'BET_NOT_APPLIED', 'a declined bet');
+    t.equal(await outcomeCode(ledger.win(winOfDeclined)), 'BET_NOT_APPLIED', 'its copy replays the decline');
+    const stored = await ledger.getTransaction({ kind: 'win', tx_id: winOfDeclined.tx_id });
+    t.same([stored.status, stored.error_code], ['declined', 'BET_NOT_APPLIED'], 'stored like any decline');
+
+    const reversed = game(user);
+    await ledger.bet(reversed);
+    await ledger.voidTransaction({ kind: 'bet', tx_id: reversed.tx_id, error_code: 'WALLET_TIMEOUT' });
+    t.equal(await outcomeCode(ledger.win(game(user, { bet_tx_id: reversed.tx_id }))), 'BET_NOT_APPLIED', 'voided');
+    const neverSeen = nextId('tx');
+    await ledger.voidTransaction({ kind: 'bet', tx_id: neverSeen, error_code: 'WALLET_UNAVAILABLE' });
+    t.equal(await outcomeCode(ledger.win(game(user, { bet_tx_id: neverSeen }))), 'BET_NOT_APPLIED', 'voided unseen');
+
+    t.equal(await balanceOf(user), '90.00', 'no win paid');
+    t.equal(await balanceOf(user, 'EUR'), '100.00');
+    t.equal(await balanceOf(other), '90.00');
+    t.equal((await ledger.win(game(user, { amount: '1.00', bet_tx_id: nextId('tx') }))).balance, '91.00', 'unseen bet');
+    t.equal((await ledger.win(game(user, { amount: '1.00' }))).balance, '92.00', 'no bet_tx_id');
+    t.equal((await ledger.win(game(user, { amount: '1.00', bet_tx_id: ownBet.tx_id }))).balance, '93.00', 'own bet');
+  },
+);
+
+t.test(
   'a bet answered with an error that reached the ledger after its refund: its void leaves the error',
   async (t) => {
     // Found by the chaos soak (seed 109): the gateway answered the bet 503; PHIA refunded it (tombstone);

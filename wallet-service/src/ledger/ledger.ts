@@ -10,10 +10,12 @@
 import { randomBytes } from 'node:crypto';
 import {
   currencyDecimals,
+  fitsBalance,
   formatAmount,
   isErrorCode,
   moneyFingerprint,
   parseAmount,
+  parseBalance,
   PhiaError,
   type CurrencyTable,
   type ErrorCode,
@@ -166,10 +168,13 @@ function field(input: object, name: keyof typeof FIELD_LIMITS, required: boolean
   return value;
 }
 
-/** Parses a NUMERIC read back as text (may carry fewer decimals, or a sign for house accounts). */
+/**
+ * Parses a NUMERIC read back as text (may carry fewer decimals, or a sign for house accounts). It
+ * takes whatever a balance column may hold, so a stored value never makes an account unreadable.
+ */
 function unitsFromSql(text: string, decimals: number): bigint {
   const negative = text.startsWith('-');
-  const units = parseAmount(negative ? text.slice(1) : text, decimals);
+  const units = parseBalance(negative ? text.slice(1) : text, decimals);
   return negative ? -units : units;
 }
 
@@ -363,12 +368,19 @@ export class Ledger {
           return this.storeApplied(tx, record, account.id, counterAccountId, balance, -units, decimals);
         }
         case 'win': {
-          if (facts.roundTombstoned || facts.betRefunded) return this.storeDeclined(tx, record, 'BET_REFUNDED');
+          const bet = facts.namedBet;
+          if (bet && ofAnotherAccount(bet, record)) return this.storeDeclined(tx, record, 'INVALID_REQUEST');
+          if (facts.roundTombstoned || bet?.refunded) return this.storeDeclined(tx, record, 'BET_REFUNDED');
+          if (bet?.status === 'declined' || bet?.status === 'voided') {
+            return this.storeDeclined(tx, record, 'BET_NOT_APPLIED');
+          }
+          if (!fitsBalance(balance + units, decimals)) return this.storeDeclined(tx, record, 'INVALID_REQUEST');
           return this.storeApplied(tx, record, account.id, counterAccountId, balance, units, decimals);
         }
         case 'refund':
           return this.applyRefund(tx, record, account.id, counterAccountId, balance, units, decimals);
         case 'deposit':
+          if (!fitsBalance(balance + units, decimals)) return this.storeDeclined(tx, record, 'INVALID_REQUEST');
           return this.storeApplied(tx, record, account.id, counterAccountId, balance, units, decimals);
         case 'withdraw': {
           if (balance < units) return this.storeDeclined(tx, record, 'INSUFFICIENT_FUNDS');
@@ -464,11 +476,7 @@ export class Ledger {
           )
     ).rows;
 
-    if (
-      bets.some((bet) => bet.user_id !== null && (bet.user_id !== record.user_id || bet.currency !== record.currency))
-    ) {
-      return this.storeDeclined(tx, record, 'INVALID_REQUEST');
-    }
+    if (bets.some((bet) => ofAnotherAccount(bet, record))) return this.storeDeclined(tx, record, 'INVALID_REQUEST');
     const applied = bets.filter((bet) => bet.status === 'applied');
     if (applied.length === 0) {
       // Nothing to reverse. If the bet was never seen, leave a tombstone so it can never apply later.
@@ -497,6 +505,7 @@ export class Ledger {
     }));
     const totalLeft = remaining.reduce((sum, bet) => sum + bet.left, 0n);
     if (units > totalLeft) return this.storeDeclined(tx, record, 'REFUND_EXCEEDS_BET');
+    if (!fitsBalance(balance + units, decimals)) return this.storeDeclined(tx, record, 'INVALID_REQUEST');
 
     const decision = await this.storeApplied(tx, record, accountId, houseAccountId, balance, units, decimals);
     const refundId = decision.transactionId;
@@ -652,6 +661,11 @@ export class Ledger {
       }
       const balance = unitsFromSql(account.balance, decimals);
       if (balance + delta < 0n) throw new PhiaError('INSUFFICIENT_FUNDS', 'cannot reverse: balance already spent');
+      // Only a debit's reversal meeting credits paid since can get here; like a spent credit above, it
+      // waits (the caller retries) until the balance has room, and the account stays usable meanwhile.
+      if (!fitsBalance(balance + delta, decimals)) {
+        throw new PhiaError('INVALID_REQUEST', 'cannot reverse: the balance would pass its limit');
+      }
       const counterAccountId = await this.counterAccount(
         kind === 'deposit' || kind === 'withdraw' ? 'cashier' : 'house',
         row.currency,
@@ -861,7 +875,7 @@ export class Ledger {
   /**
    * Everything a money request needs to know besides its account, in one statement run after the
    * account lock (so it sees whatever the previous holder of the lock committed): its own earlier
-   * row, the round's tombstone, the session, and (for wins) whether the bet was refunded.
+   * row, the round's tombstone, the session, and (for wins) the bet it names.
    */
   private async requestFacts(
     tx: Queryable,
@@ -875,19 +889,20 @@ export class Ledger {
       bet_tx_id: string;
       session_id: string;
     },
-  ): Promise<{ existing?: TransactionRow; roundTombstoned: boolean; betRefunded: boolean; session?: SessionFacts }> {
+  ): Promise<{ existing?: TransactionRow; roundTombstoned: boolean; namedBet?: NamedBet; session?: SessionFacts }> {
     const found = await tx.query<{
       existing: TransactionRow | null;
       round_tombstoned: boolean;
-      bet_refunded: boolean;
+      named_bet: NamedBet | null;
       session: SessionFacts | null;
     }>(
       `SELECT
          (SELECT row_to_json(x) FROM (SELECT ${TX_COLUMNS} FROM transactions WHERE kind = $1 AND tx_id = $2) x) AS existing,
          EXISTS (SELECT 1 FROM round_tombstones WHERE user_id = $3 AND currency = $4 AND game_session_id = $5
                  AND round_id = $6) AS round_tombstoned,
-         EXISTS (SELECT 1 FROM transactions WHERE kind = 'bet' AND tx_id = $7
-                 AND (status = 'tombstone' OR refunded_amount > 0 OR error_code = 'BET_REFUNDED')) AS bet_refunded,
+         (SELECT row_to_json(b) FROM (SELECT user_id, currency, status,
+            (status = 'tombstone' OR refunded_amount > 0 OR error_code = 'BET_REFUNDED') AS refunded
+            FROM transactions WHERE kind = 'bet' AND tx_id = $7) b) AS named_bet,
          (SELECT row_to_json(s) FROM (SELECT user_id, currency, (closed_at IS NULL AND expires_at > now()) AS live
             FROM sessions WHERE session_id = $8) s) AS session`,
       [
@@ -905,7 +920,7 @@ export class Ledger {
     return {
       existing: row?.existing ?? undefined,
       roundTombstoned: row?.round_tombstoned === true,
-      betRefunded: row?.bet_refunded === true,
+      namedBet: row?.named_bet ?? undefined,
       session: row?.session ?? undefined,
     };
   }
@@ -932,7 +947,8 @@ export class Ledger {
     decimals: number,
   ): Promise<AppliedDecision> {
     const after = balance + delta;
-    if (after < 0n) throw new Error('refusing to store a negative balance'); // callers check first
+    // Callers check first; the database's constraints back this up.
+    if (after < 0n || !fitsBalance(after, decimals)) throw new Error('refusing to store a balance out of its limits');
     // The outcome row, the balance and both entries in one statement: one round trip.
     const made = await tx.query<{ id: string }>(
       `WITH t AS (
@@ -993,6 +1009,23 @@ interface SessionFacts {
   user_id: string;
   currency: string;
   live: boolean;
+}
+
+/** The bet a win names (bet_tx_id); user_id is null on a void's tombstone of a bet never seen. */
+interface NamedBet {
+  user_id: string | null;
+  currency: string | null;
+  status: TransactionRecord['status'];
+  /** Reversed (in part) by a refund, or tombstoned by one: its win is refused BET_REFUNDED. */
+  refunded: boolean;
+}
+
+/** A bet named by a win or refund that belongs to another player or currency (contract rule 9). */
+function ofAnotherAccount(
+  bet: { user_id: string | null; currency: string | null },
+  request: { user_id: string; currency: string },
+): boolean {
+  return bet.user_id !== null && (bet.user_id !== request.user_id || bet.currency !== request.currency);
 }
 
 function sessionProblem(session: SessionFacts | undefined, userId: string, currency: string): ErrorCode | undefined {
