@@ -110,9 +110,11 @@ t.test('unicode and odd but valid data is data', async (t) => {
   expectError(t, unknown, 404, 'ACCOUNT_NOT_FOUND', 'account not found', 'injection-looking user');
 });
 
-t.test('a huge but well-formed amount is just more than the balance', async (t) => {
-  const res = await stack.post('/phia/bet', raw('"' + '9'.repeat(24) + '.99"'));
+t.test('the largest amount is just more than the balance; one digit more is invalid', async (t) => {
+  const res = await stack.post('/phia/bet', raw('"' + '9'.repeat(18) + '.99"'));
   expectError(t, res, 402, 'INSUFFICIENT_FUNDS', 'insufficient funds');
+  const tooLong = await stack.post('/phia/bet', raw('"' + '9'.repeat(19) + '.99"'));
+  expectError(t, tooLong, 400, 'INVALID_REQUEST', 'invalid request', '19 digits');
   t.equal(await stack.balance(user, 'USD'), '100.00');
 });
 
