@@ -76,12 +76,15 @@ t.test('wallet answers and balances follow the model for any sequence of operati
           }
           case 'win': {
             const bet = pick(op.bet);
-            const refused = bet !== undefined && bet.refunded > 0;
+            // A refund's mark comes first, then whether the bet applied (contract rule 9).
+            let expected = 'OK';
+            if (bet !== undefined && bet.refunded > 0) expected = 'BET_REFUNDED';
+            else if (bet !== undefined && bet.status !== 'applied') expected = 'BET_NOT_APPLIED';
             const code = await outcomeCode(
               ledger.win({ ...base, tx_id: tx('win'), amount: money(op.cents), bet_tx_id: bet?.tx_id ?? '' }),
             );
-            if (code !== (refused ? 'BET_REFUNDED' : 'OK')) throw new Error(`win: got ${code}`);
-            if (!refused) balance += op.cents;
+            if (code !== expected) throw new Error(`win: expected ${expected}, got ${code}`);
+            if (expected === 'OK') balance += op.cents;
             break;
           }
           case 'refund': {
