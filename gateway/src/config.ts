@@ -80,22 +80,6 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     return Number(value);
   };
 
-  const allowWideRangesText = text('PHIA_ALLOW_WIDE_RANGES') ?? 'false';
-  if (allowWideRangesText !== 'true' && allowWideRangesText !== 'false') {
-    problems.push(`PHIA_ALLOW_WIDE_RANGES must be true or false, got "${allowWideRangesText}"`);
-  }
-  const allowWideRanges = allowWideRangesText === 'true';
-  // Production: a range wider than /8 or /32 (e.g. 0.0.0.0/1 + 128.0.0.0/1, every address in two
-  // halves) is almost surely a mistake; PHIA_ALLOW_WIDE_RANGES=true says it is not.
-  const wideRanges = (name: string, rules: readonly IpRule[]): void => {
-    const wide = rules.filter(isWide).map((rule) => rule.text);
-    if (wide.length === 0) return;
-    problems.push(
-      `${name}: ${wide.join(', ')} ${wide.length === 1 ? 'is' : 'are'} wider than /${WIDEST_PREFIX.ipv4} (IPv4) or /${WIDEST_PREFIX.ipv6} (IPv6); ` +
-        'in production set PHIA_ALLOW_WIDE_RANGES=true if that is intended',
-    );
-  };
-
   const host = text('GATEWAY_HOST') ?? '0.0.0.0';
   const port = integer('GATEWAY_PORT', 8080, 0, 65535);
 
@@ -117,6 +101,84 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     }
     if (!ok) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
   }
+
+  const { authMode, signingKeys, generatedDevKey, allowedIps, trustProxy } = readAuth(text, production, problems);
+
+  const walletDeadlineMs = integer('WALLET_DEADLINE_MS', 2000, 50, MAX_WALLET_DEADLINE_MS);
+  const walletMaxInFlight = integer('WALLET_MAX_IN_FLIGHT', 64, 1, 100_000);
+  const maxEventLoopDelayMs = integer('GATEWAY_MAX_EVENT_LOOP_DELAY_MS', 100, 0, 60_000);
+  const idempotencyTtlSeconds = integer('IDEMPOTENCY_TTL_SECONDS', 86400, 1, 365 * 86400);
+  const idempotencyCacheSize = integer('IDEMPOTENCY_CACHE_SIZE', 10_000, 0, 10_000_000);
+  const bodyLimitBytes = integer('PHIA_BODY_LIMIT_BYTES', 16 * 1024, 1024, 1024 * 1024);
+
+  const tlsCertFile = text('TLS_CERT_FILE');
+  const tlsKeyFile = text('TLS_KEY_FILE');
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  for (const [name, file] of [
+    ['TLS_CERT_FILE', tlsCertFile],
+    ['TLS_KEY_FILE', tlsKeyFile],
+  ] as const) {
+    if (file !== undefined && !existsSync(file)) problems.push(`${name}: file not found: ${file}`);
+  }
+
+  const levelText = text('LOG_LEVEL') ?? 'info';
+  let logLevel: LogLevel = 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(levelText)) logLevel = levelText as LogLevel;
+  else problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
+
+  let currencies: CurrencyTable = buildCurrencyTable();
+  try {
+    currencies = buildCurrencyTable(env.CURRENCIES);
+  } catch (error) {
+    problems.push(`CURRENCIES: ${(error as Error).message}`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    host,
+    port,
+    walletAddr,
+    redisUrl,
+    authMode,
+    signingKeys,
+    generatedDevKey,
+    allowedIps,
+    trustProxy,
+    walletDeadlineMs,
+    walletMaxInFlight,
+    idempotencyCacheSize,
+    maxEventLoopDelayMs,
+    idempotencyTtlSeconds,
+    bodyLimitBytes,
+    tlsCertFile,
+    tlsKeyFile,
+    production,
+    logLevel,
+    currencies,
+  };
+}
+
+type AuthConfig = Pick<GatewayConfig, 'authMode' | 'signingKeys' | 'generatedDevKey' | 'allowedIps' | 'trustProxy'>;
+
+/** The authentication settings (contract section 3), with production's stricter checks. */
+function readAuth(text: (name: string) => string | undefined, production: boolean, problems: string[]): AuthConfig {
+  const allowWideRangesText = text('PHIA_ALLOW_WIDE_RANGES') ?? 'false';
+  if (allowWideRangesText !== 'true' && allowWideRangesText !== 'false') {
+    problems.push(`PHIA_ALLOW_WIDE_RANGES must be true or false, got "${allowWideRangesText}"`);
+  }
+  const allowWideRanges = allowWideRangesText === 'true';
+  // Production: a range wider than /8 or /32 (e.g. 0.0.0.0/1 + 128.0.0.0/1, every address in two
+  // halves) is almost surely a mistake; PHIA_ALLOW_WIDE_RANGES=true says it is not.
+  const wideRanges = (name: string, rules: readonly IpRule[]): void => {
+    const wide = rules.filter(isWide).map((rule) => rule.text);
+    if (wide.length === 0) return;
+    problems.push(
+      `${name}: ${wide.join(', ')} ${wide.length === 1 ? 'is' : 'are'} wider than /${WIDEST_PREFIX.ipv4} (IPv4) or /${WIDEST_PREFIX.ipv6} (IPv6); ` +
+        'in production set PHIA_ALLOW_WIDE_RANGES=true if that is intended',
+    );
+  };
 
   // Signing keys: never echoed in messages.
   const configuredKeys = (text('PHIA_SIGNING_KEYS') ?? '')
@@ -191,58 +253,5 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     problems.push('TRUST_PROXY must not trust every address in production');
   } else if (production && !allowWideRanges) wideRanges('TRUST_PROXY', trustProxy);
 
-  const walletDeadlineMs = integer('WALLET_DEADLINE_MS', 2000, 50, MAX_WALLET_DEADLINE_MS);
-  const walletMaxInFlight = integer('WALLET_MAX_IN_FLIGHT', 64, 1, 100_000);
-  const maxEventLoopDelayMs = integer('GATEWAY_MAX_EVENT_LOOP_DELAY_MS', 100, 0, 60_000);
-  const idempotencyTtlSeconds = integer('IDEMPOTENCY_TTL_SECONDS', 86400, 1, 365 * 86400);
-  const idempotencyCacheSize = integer('IDEMPOTENCY_CACHE_SIZE', 10_000, 0, 10_000_000);
-  const bodyLimitBytes = integer('PHIA_BODY_LIMIT_BYTES', 16 * 1024, 1024, 1024 * 1024);
-
-  const tlsCertFile = text('TLS_CERT_FILE');
-  const tlsKeyFile = text('TLS_KEY_FILE');
-  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
-    problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
-  }
-  for (const [name, file] of [
-    ['TLS_CERT_FILE', tlsCertFile],
-    ['TLS_KEY_FILE', tlsKeyFile],
-  ] as const) {
-    if (file !== undefined && !existsSync(file)) problems.push(`${name}: file not found: ${file}`);
-  }
-
-  const levelText = text('LOG_LEVEL') ?? 'info';
-  let logLevel: LogLevel = 'info';
-  if ((LOG_LEVELS as readonly string[]).includes(levelText)) logLevel = levelText as LogLevel;
-  else problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
-
-  let currencies: CurrencyTable = buildCurrencyTable();
-  try {
-    currencies = buildCurrencyTable(env.CURRENCIES);
-  } catch (error) {
-    problems.push(`CURRENCIES: ${(error as Error).message}`);
-  }
-
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
-    host,
-    port,
-    walletAddr,
-    redisUrl,
-    authMode,
-    signingKeys,
-    generatedDevKey,
-    allowedIps,
-    trustProxy,
-    walletDeadlineMs,
-    walletMaxInFlight,
-    idempotencyCacheSize,
-    maxEventLoopDelayMs,
-    idempotencyTtlSeconds,
-    bodyLimitBytes,
-    tlsCertFile,
-    tlsKeyFile,
-    production,
-    logLevel,
-    currencies,
-  };
+  return { authMode, signingKeys, generatedDevKey, allowedIps, trustProxy };
 }
