@@ -42,7 +42,7 @@ const CONTRACT_VARIABLES = [
   'NODE_ENV',
   'LOG_LEVEL',
 ];
-const EXTRA_VARIABLES = ['WALLET_METRICS_PORT', 'CURRENCIES', 'PHIA_BODY_LIMIT_BYTES'];
+const EXTRA_VARIABLES = ['WALLET_METRICS_PORT', 'CURRENCIES', 'PHIA_BODY_LIMIT_BYTES', 'PHIA_ALLOW_WIDE_RANGES'];
 /** Contract defaults that .env.example writes out uncommented. */
 const CONTRACT_DEFAULTS: Record<string, string> = {
   GATEWAY_HOST: '0.0.0.0',

@@ -71,7 +71,8 @@ t.test('both images build, start, pass their health check and stop on SIGTERM', 
   });
   // Liveness does not need the wallet: point it at a closed port.
   const gateway = await dryrun('gateway/Dockerfile', {
-    PHIA_SIGNING_KEYS: 'dryrun-key',
+    // Production (the image's NODE_ENV) wants keys of 32 bytes or more.
+    PHIA_SIGNING_KEYS: 'dryrun-key-0123456789abcdef0123456789',
     GATEWAY_PORT: String(gatewayPort),
     WALLET_ADDR: `127.0.0.1:${closedPort}`,
     LOG_LEVEL: 'warn',

@@ -25,7 +25,7 @@ import { RedisIdempotencyStore } from './idempotency/redis-store.js';
 import type { IdempotencyStore } from './idempotency/store.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
-import { errorAnswer, httpStatusOf, NOT_FOUND_ANSWER } from './phia/contract.js';
+import { ACTION_FIELD, errorAnswer, httpStatusOf, isAction, NOT_FOUND_ANSWER } from './phia/contract.js';
 import { PhiaProcessor } from './phia/processor.js';
 import { createRedisClient, waitForRedis } from './redis.js';
 import { registerOpsRoutes } from './routes/ops.js';
@@ -71,6 +71,16 @@ declare module 'fastify' {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Time to receive a request's headers and body, counted from its first byte (Node's headersTimeout
+ * and requestTimeout; the handler's time is not part of it). PHIA gives up 6 s after sending, so a
+ * request not fully received by then can no longer be answered in time; a client that stalls is
+ * answered 408 and disconnected. PHIA's bodies are under 1 KB: a live sender needs milliseconds.
+ */
+export const RECEIVE_TIMEOUT_MS = 6000;
+/** How often Node looks for connections past RECEIVE_TIMEOUT_MS (its default is 30 s). */
+export const RECEIVE_CHECK_INTERVAL_MS = 500;
+
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
@@ -78,9 +88,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const logger: FastifyBaseLogger = options.logger ?? (ownLogger as FastifyBaseLogger);
   const cleanups: (() => Promise<void> | void)[] = [];
 
+  const receive = {
+    headersTimeout: RECEIVE_TIMEOUT_MS,
+    requestTimeout: RECEIVE_TIMEOUT_MS,
+    connectionsCheckingInterval: RECEIVE_CHECK_INTERVAL_MS,
+  };
   const https =
     config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
-      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile), ...receive }
       : null;
 
   const app = Fastify({
@@ -95,7 +110,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
-    ...(https === null ? {} : { https }),
+    requestTimeout: RECEIVE_TIMEOUT_MS,
+    ...(https === null ? { http: receive } : { https }),
   }) as unknown as FastifyInstance;
 
   // Resources: the app closes what it created, in reverse order of creation.
@@ -209,10 +225,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   // Load shedding. under-pressure only measures the event-loop delay (its handler lets every request
   // through); `overloaded` reads it every 100 ms. Two places shed:
-  // - here, before the body is read, balance requests while the loop is overloaded or 4 x
-  //   WALLET_MAX_IN_FLIGHT PHIA requests are in progress already: the cheapest answer there is (one
-  //   pass through the loop). Money requests are not shed here: their tx_id is in the body, and a 503
-  //   that is neither stored nor voided could let a later copy apply (rule 5);
+  // - here, once the body is read and authenticated, balance requests while the loop is overloaded
+  //   or 4 x WALLET_MAX_IN_FLIGHT PHIA requests are in progress already, before any store or wallet
+  //   work. Money requests are not shed here: a 503 that is neither stored nor voided could let a
+  //   later copy apply (rule 5);
   // - the wallet client's admission check (WALLET_MAX_IN_FLIGHT, and the same overload signal for
   //   requests admitted here just before the loop got overloaded): there the 503 is stored for
   //   duplicates and voided like any undecided error, so it can never apply (rule 5).
@@ -238,16 +254,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     delays.every((delay) => Number.isFinite(delay) && delay > config.maxEventLoopDelayMs);
   // PHIA requests in progress at most (4 x WALLET_MAX_IN_FLIGHT): the rest would only queue in front
   // of the wallet client's own bound, each costing its store and void round trips on a saturated loop.
-  // Counted until the response's 'close' event, which comes whether the answer went out or the
-  // client went away first (onResponse does not run for a request whose client left mid-way).
+  // Counted from preHandler, once the body is read and the signature and allowlist passed, so that
+  // clients stalling in their bodies (or unauthenticated ones) hold no place; counted until the
+  // response's 'close' event, which comes whether the answer went out or the client went away first
+  // (onResponse does not run for a request whose client left mid-way). A request whose socket is
+  // already gone is not counted: its handler answers without any work (and 'close' may be past).
   const maxInProgress = 4 * config.walletMaxInFlight;
   let inProgress = 0;
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.phia !== true) return;
-    if (request.routeOptions.config.action === 'balance' && (overloaded() || inProgress >= maxInProgress)) {
-      request.phia = { code: 'WALLET_UNAVAILABLE' };
-      const action = request.routeOptions.config.action;
-      if (action !== undefined) request.phia.action = action;
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.routeOptions.config.phia !== true || request.raw.socket?.destroyed === true) return;
+    const named = (request.body as Record<string, unknown> | undefined)?.[ACTION_FIELD];
+    const action = request.routeOptions.config.action ?? (isAction(named) ? named : undefined);
+    if (action === 'balance' && (overloaded() || inProgress >= maxInProgress)) {
+      request.phia = { code: 'WALLET_UNAVAILABLE', action };
       return reply
         .code(503)
         .type(JSON_TYPE)

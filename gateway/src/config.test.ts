@@ -122,6 +122,9 @@ t.test('one clear message per problem', async (t) => {
   }
 });
 
+// A production-grade key: 32 bytes or more.
+const KEY = 'k'.repeat(32);
+
 t.test('production refuses unsafe settings', async (t) => {
   const prod = { NODE_ENV: 'production' };
   t.match(problemsOf(prod), [/PHIA_SIGNING_KEYS is required in production/, /PHIA_ALLOWED_IPS is required/]);
@@ -136,14 +139,74 @@ t.test('production refuses unsafe settings', async (t) => {
       wildcard,
     );
   }
-  t.match(problemsOf({ ...prod, PHIA_SIGNING_KEYS: 'k', TRUST_PROXY: '0.0.0.0/0' }), [
+  t.match(problemsOf({ ...prod, PHIA_SIGNING_KEYS: KEY, TRUST_PROXY: '0.0.0.0/0' }), [
     /TRUST_PROXY must not trust every/,
   ]);
-  const ok = loadConfig({ ...prod, PHIA_SIGNING_KEYS: 'k', PHIA_ALLOWED_IPS: 'phia-production' });
+  const ok = loadConfig({ ...prod, PHIA_SIGNING_KEYS: KEY, PHIA_ALLOWED_IPS: 'phia-production' });
   t.equal(ok.authMode, 'signature+ip');
   t.equal(ok.generatedDevKey, undefined);
   t.equal(ok.production, true);
   t.same(problemsOf({ ...prod, PHIA_AUTH_MODE: 'ip', PHIA_ALLOWED_IPS: 'phia-staging' }), []);
   // Outside production a wildcard is allowed (local testing).
   t.equal(loadConfig({ PHIA_ALLOWED_IPS: '*' }).allowedIps.length, 2);
+});
+
+t.test('production: an allowlist without a key needs PHIA_AUTH_MODE=ip said explicitly', async (t) => {
+  const prod = { NODE_ENV: 'production', PHIA_ALLOWED_IPS: 'phia-production' };
+  const problems = problemsOf(prod);
+  t.equal(problems.length, 1, problems.join('\n'));
+  t.match(problems[0], /^PHIA_ALLOWED_IPS is set without PHIA_SIGNING_KEYS: .*PHIA_AUTH_MODE=ip/);
+  t.equal(loadConfig({ ...prod, PHIA_AUTH_MODE: 'ip' }).authMode, 'ip', 'explicit ip mode starts');
+  t.equal(
+    loadConfig({ NODE_ENV: 'production', PHIA_SIGNING_KEYS: KEY }).authMode,
+    'signature',
+    'a key alone: signature',
+  );
+  t.equal(loadConfig({ PHIA_ALLOWED_IPS: '10.0.0.1' }).authMode, 'ip', 'outside production the mode is inferred');
+});
+
+t.test('production: ranges wider than /8 (IPv4) or /32 (IPv6) need PHIA_ALLOW_WIDE_RANGES=true', async (t) => {
+  const prod = { NODE_ENV: 'production', PHIA_SIGNING_KEYS: KEY };
+  for (const [name, extra] of [
+    ['PHIA_ALLOWED_IPS', {}],
+    ['TRUST_PROXY', { PHIA_ALLOWED_IPS: 'phia-production' }],
+  ] as const) {
+    for (const wide of ['0.0.0.0/1,128.0.0.0/1', '10.0.0.0/7', '2000::/3', '::ffff:0:0/100', '10.0.0.1,64.0.0.0/2']) {
+      const env = { ...prod, ...extra, PHIA_ALLOWED_IPS: 'phia-production', [name]: wide };
+      const problems = problemsOf(env);
+      t.equal(problems.length, 1, `${name}=${wide}: ${problems.join('; ')}`);
+      t.match(problems[0], new RegExp(`^${name}: .* wider than /8 \\(IPv4\\) or /32 \\(IPv6\\)`), `${name}=${wide}`);
+      t.same(problemsOf({ ...env, PHIA_ALLOW_WIDE_RANGES: 'true' }), [], `${name}=${wide} with the override`);
+    }
+    for (const narrow of ['10.0.0.0/8', '2001:db8::/32', '::ffff:a00:0/104', '34.22.222.37']) {
+      t.same(
+        problemsOf({ ...prod, ...extra, PHIA_ALLOWED_IPS: 'phia-production', [name]: narrow }),
+        [],
+        `${name}=${narrow}`,
+      );
+    }
+  }
+  t.match(
+    problemsOf({ ...prod, PHIA_AUTH_MODE: 'ip', PHIA_ALLOWED_IPS: '::ffff:0:0/96', PHIA_ALLOW_WIDE_RANGES: 'true' }),
+    [/must not allow every address/],
+    'every IPv4 address as IPv4-mapped IPv6 is a wildcard, refused even with the override',
+  );
+  t.match(problemsOf({ ...prod, PHIA_ALLOW_WIDE_RANGES: 'yes' }), [/PHIA_ALLOW_WIDE_RANGES must be true or false/]);
+  t.same(problemsOf({ PHIA_ALLOWED_IPS: '0.0.0.0/1,128.0.0.0/1' }), [], 'outside production wide ranges pass');
+});
+
+t.test('production: every signing key has at least 32 bytes; the message never shows a key', async (t) => {
+  const prod = { NODE_ENV: 'production', PHIA_ALLOWED_IPS: 'phia-production' };
+  const short = 'x'.repeat(31);
+  for (const keys of ['k', short, `${KEY},${short}`]) {
+    const problems = problemsOf({ ...prod, PHIA_SIGNING_KEYS: keys });
+    t.equal(problems.length, 1, problems.join('\n'));
+    t.match(problems[0], /^PHIA_SIGNING_KEYS: key \d of \d is shorter than 32 bytes/);
+    t.notMatch(problems[0], short, 'the key is not in the message');
+  }
+  t.match(problemsOf({ ...prod, PHIA_SIGNING_KEYS: `${KEY},${short}` })[0], /key 2 of 2/);
+  t.same(problemsOf({ ...prod, PHIA_SIGNING_KEYS: 'x'.repeat(32) }), [], '32 bytes pass');
+  // Bytes, not characters: 11 three-byte characters are 33 bytes.
+  t.same(problemsOf({ ...prod, PHIA_SIGNING_KEYS: '€'.repeat(11) }), []);
+  t.same(problemsOf({ PHIA_SIGNING_KEYS: 'k' }), [], 'outside production a short key passes');
 });

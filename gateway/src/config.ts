@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { buildCurrencyTable, type CurrencyTable } from '@phia/proto';
-import { isWildcard, parseIpList, type IpRule } from './auth/ip.js';
+import { isWide, isWildcard, parseIpList, WIDEST_PREFIX, type IpRule } from './auth/ip.js';
 
 export const AUTH_MODES = ['signature', 'ip', 'signature+ip'] as const;
 export type AuthMode = (typeof AUTH_MODES)[number];
@@ -15,6 +15,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Upper bound of WALLET_DEADLINE_MS: a duplicate may wait the deadline plus a margin, all well under PHIA's 6 s. */
 export const MAX_WALLET_DEADLINE_MS = 4500;
+
+/** Shortest signing key accepted in production: HMAC-SHA256's own output size (32 bytes). */
+export const MIN_PRODUCTION_KEY_BYTES = 32;
 
 export interface GatewayConfig {
   host: string;
@@ -99,58 +102,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     if (!ok) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
   }
 
-  // Signing keys: never echoed in messages.
-  const configuredKeys = (text('PHIA_SIGNING_KEYS') ?? '')
-    .split(',')
-    .map((key) => key.trim())
-    .filter((key) => key !== '');
-  const configuredIps = text('PHIA_ALLOWED_IPS');
-
-  const modeText = text('PHIA_AUTH_MODE');
-  let authMode: AuthMode = 'signature+ip';
-  if (modeText !== undefined) {
-    if ((AUTH_MODES as readonly string[]).includes(modeText)) authMode = modeText as AuthMode;
-    else problems.push(`PHIA_AUTH_MODE must be one of ${AUTH_MODES.join(', ')}, got "${modeText}"`);
-  } else {
-    // Default: both checks where both are configured (or neither: the defaults), else the one that is.
-    if (configuredKeys.length > 0 && configuredIps === undefined) authMode = 'signature';
-    else if (configuredKeys.length === 0 && configuredIps !== undefined) authMode = 'ip';
-  }
-  const wantsSignature = authMode !== 'ip';
-  const wantsIp = authMode !== 'signature';
-
-  let signingKeys = configuredKeys;
-  let generatedDevKey: string | undefined;
-  if (wantsSignature && signingKeys.length === 0) {
-    if (production) {
-      problems.push(`PHIA_SIGNING_KEYS is required in production with PHIA_AUTH_MODE=${authMode}`);
-    } else {
-      generatedDevKey = randomBytes(32).toString('hex');
-      signingKeys = [generatedDevKey];
-    }
-  }
-
-  let allowedIps: IpRule[] = [];
-  if (wantsIp) {
-    if (configuredIps !== undefined) {
-      allowedIps = parseIpList(configuredIps, problems, 'PHIA_ALLOWED_IPS');
-      if (allowedIps.length === 0 && !problems.some((problem) => problem.startsWith('PHIA_ALLOWED_IPS'))) {
-        problems.push('PHIA_ALLOWED_IPS lists no address');
-      }
-    } else if (production) {
-      problems.push(`PHIA_ALLOWED_IPS is required in production with PHIA_AUTH_MODE=${authMode}`);
-    } else {
-      allowedIps = parseIpList('127.0.0.1,::1', problems, 'PHIA_ALLOWED_IPS');
-    }
-    if (production && allowedIps.some(isWildcard)) {
-      problems.push('PHIA_ALLOWED_IPS must not allow every address (*, 0.0.0.0/0, ::/0) in production');
-    }
-  }
-
-  const trustProxy = parseIpList(text('TRUST_PROXY') ?? '', problems, 'TRUST_PROXY');
-  if (production && trustProxy.some(isWildcard)) {
-    problems.push('TRUST_PROXY must not trust every address in production');
-  }
+  const { authMode, signingKeys, generatedDevKey, allowedIps, trustProxy } = readAuth(text, production, problems);
 
   const walletDeadlineMs = integer('WALLET_DEADLINE_MS', 2000, 50, MAX_WALLET_DEADLINE_MS);
   const walletMaxInFlight = integer('WALLET_MAX_IN_FLIGHT', 64, 1, 100_000);
@@ -206,4 +158,100 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     logLevel,
     currencies,
   };
+}
+
+type AuthConfig = Pick<GatewayConfig, 'authMode' | 'signingKeys' | 'generatedDevKey' | 'allowedIps' | 'trustProxy'>;
+
+/** The authentication settings (contract section 3), with production's stricter checks. */
+function readAuth(text: (name: string) => string | undefined, production: boolean, problems: string[]): AuthConfig {
+  const allowWideRangesText = text('PHIA_ALLOW_WIDE_RANGES') ?? 'false';
+  if (allowWideRangesText !== 'true' && allowWideRangesText !== 'false') {
+    problems.push(`PHIA_ALLOW_WIDE_RANGES must be true or false, got "${allowWideRangesText}"`);
+  }
+  const allowWideRanges = allowWideRangesText === 'true';
+  // Production: a range wider than /8 or /32 (e.g. 0.0.0.0/1 + 128.0.0.0/1, every address in two
+  // halves) is almost surely a mistake; PHIA_ALLOW_WIDE_RANGES=true says it is not.
+  const wideRanges = (name: string, rules: readonly IpRule[]): void => {
+    const wide = rules.filter(isWide).map((rule) => rule.text);
+    if (wide.length === 0) return;
+    problems.push(
+      `${name}: ${wide.join(', ')} ${wide.length === 1 ? 'is' : 'are'} wider than /${WIDEST_PREFIX.ipv4} (IPv4) or /${WIDEST_PREFIX.ipv6} (IPv6); ` +
+        'in production set PHIA_ALLOW_WIDE_RANGES=true if that is intended',
+    );
+  };
+
+  // Signing keys: never echoed in messages.
+  const configuredKeys = (text('PHIA_SIGNING_KEYS') ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
+  const configuredIps = text('PHIA_ALLOWED_IPS');
+
+  const modeText = text('PHIA_AUTH_MODE');
+  let authMode: AuthMode = 'signature+ip';
+  if (modeText !== undefined) {
+    if ((AUTH_MODES as readonly string[]).includes(modeText)) authMode = modeText as AuthMode;
+    else problems.push(`PHIA_AUTH_MODE must be one of ${AUTH_MODES.join(', ')}, got "${modeText}"`);
+  } else {
+    // Default: both checks where both are configured (or neither: the defaults), else the one that is.
+    if (configuredKeys.length > 0 && configuredIps === undefined) authMode = 'signature';
+    else if (configuredKeys.length === 0 && configuredIps !== undefined) {
+      authMode = 'ip';
+      // An allowlist without a key would drop the signature check without anyone choosing it.
+      if (production) {
+        problems.push(
+          'PHIA_ALLOWED_IPS is set without PHIA_SIGNING_KEYS: in production set PHIA_AUTH_MODE=ip to ' +
+            'accept requests on the allowlist alone (no signature check), or set PHIA_SIGNING_KEYS',
+        );
+      }
+    }
+  }
+  const wantsSignature = authMode !== 'ip';
+  const wantsIp = authMode !== 'signature';
+
+  if (production && wantsSignature) {
+    configuredKeys.forEach((key, index) => {
+      if (Buffer.byteLength(key, 'utf8') < MIN_PRODUCTION_KEY_BYTES) {
+        problems.push(
+          `PHIA_SIGNING_KEYS: key ${index + 1} of ${configuredKeys.length} is shorter than ` +
+            `${MIN_PRODUCTION_KEY_BYTES} bytes, too short for production (generate one with \`openssl rand -hex 32\`)`,
+        );
+      }
+    });
+  }
+
+  let signingKeys = configuredKeys;
+  let generatedDevKey: string | undefined;
+  if (wantsSignature && signingKeys.length === 0) {
+    if (production) {
+      problems.push(`PHIA_SIGNING_KEYS is required in production with PHIA_AUTH_MODE=${authMode}`);
+    } else {
+      generatedDevKey = randomBytes(32).toString('hex');
+      signingKeys = [generatedDevKey];
+    }
+  }
+
+  let allowedIps: IpRule[] = [];
+  if (wantsIp) {
+    if (configuredIps !== undefined) {
+      allowedIps = parseIpList(configuredIps, problems, 'PHIA_ALLOWED_IPS');
+      if (allowedIps.length === 0 && !problems.some((problem) => problem.startsWith('PHIA_ALLOWED_IPS'))) {
+        problems.push('PHIA_ALLOWED_IPS lists no address');
+      }
+    } else if (production) {
+      problems.push(`PHIA_ALLOWED_IPS is required in production with PHIA_AUTH_MODE=${authMode}`);
+    } else {
+      allowedIps = parseIpList('127.0.0.1,::1', problems, 'PHIA_ALLOWED_IPS');
+    }
+    if (production && allowedIps.some(isWildcard)) {
+      problems.push('PHIA_ALLOWED_IPS must not allow every address (*, 0.0.0.0/0, ::/0) in production');
+    } else if (production && !allowWideRanges) wideRanges('PHIA_ALLOWED_IPS', allowedIps);
+  }
+
+  const trustProxy = parseIpList(text('TRUST_PROXY') ?? '', problems, 'TRUST_PROXY');
+  if (production && trustProxy.some(isWildcard)) {
+    problems.push('TRUST_PROXY must not trust every address in production');
+  } else if (production && !allowWideRanges) wideRanges('TRUST_PROXY', trustProxy);
+
+  return { authMode, signingKeys, generatedDevKey, allowedIps, trustProxy };
 }

@@ -70,9 +70,30 @@ export function parseIpList(spec: string, problems: string[], what: string): IpR
   return rules;
 }
 
-/** True when a rule covers every address of its family (`0.0.0.0/0`, `::/0`). */
+/** Prefix lengths below these are too wide for production without PHIA_ALLOW_WIDE_RANGES. */
+export const WIDEST_PREFIX = { ipv4: 8, ipv6: 32 } as const;
+
+// The allowlist's BlockList matches IPv4 clients against IPv4-mapped IPv6 rules (::ffff:0:0/96).
+const IPV4_MAPPED = new BlockList();
+IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/** The rule's family and prefix as it matches: an IPv4-mapped IPv6 range counts as the IPv4 range. */
+function effectivePrefix(rule: IpRule): { family: 'ipv4' | 'ipv6'; prefix: number } {
+  if (rule.family === 'ipv6' && rule.prefix >= 96 && IPV4_MAPPED.check(rule.address, 'ipv6')) {
+    return { family: 'ipv4', prefix: rule.prefix - 96 };
+  }
+  return { family: rule.family, prefix: rule.prefix };
+}
+
+/** True when a rule covers every address of its family (`0.0.0.0/0`, `::/0`, `::ffff:0:0/96`). */
 export function isWildcard(rule: IpRule): boolean {
-  return rule.prefix === 0;
+  return effectivePrefix(rule).prefix === 0;
+}
+
+/** True when a rule is wider than /8 (IPv4) or /32 (IPv6): `0.0.0.0/1` is half of every address. */
+export function isWide(rule: IpRule): boolean {
+  const { family, prefix } = effectivePrefix(rule);
+  return prefix < WIDEST_PREFIX[family];
 }
 
 export class IpMatcher {
