@@ -236,6 +236,17 @@ t.test('observability: Prometheus scrapes both services, Grafana is provisioned'
     if (!existsSync(join(ROOT, file))) continue;
     for (const match of read(file).matchAll(/name:\s*'([a-z_:][a-z0-9_:]*)'/g)) defined.add(match[1] as string);
   }
+  // The alert rules are loaded from where compose mounts them, and ask only for defined metrics too.
+  const ruleFiles = (parseYaml(read('ops/prometheus.yml')) as { rule_files?: string[] }).rule_files ?? [];
+  t.same(ruleFiles, ['/etc/prometheus/alerts.yml']);
+  t.ok((prometheus.volumes as string[]).includes('./ops/alerts.yml:/etc/prometheus/alerts.yml:ro'), 'alerts mounted');
+  const rules = (parseYaml(read('ops/alerts.yml')) as { groups: { rules: Dict[] }[] }).groups.flatMap((g) => g.rules);
+  t.match(
+    rules.map((rule) => String(rule.alert)),
+    ['PhiaVoidUnappliable', 'PhiaVoidsPending'],
+  );
+  for (const rule of rules) exprs.push(String(rule.expr));
+
   const used = new Set<string>();
   for (const expr of exprs) {
     for (const match of expr.matchAll(/\b((?:phia|wallet)_[a-z0-9_]+)/g)) {

@@ -202,6 +202,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       const code = error instanceof PhiaError ? error.code : 'INTERNAL';
       app.log.warn({ kind: job.kind, tx_id: job.tx_id, attempts, code }, 'void not confirmed yet, will retry');
     },
+    onUnappliable: (job, attempts, code) => {
+      metrics.voidsUnappliable.inc({ kind: job.kind, code });
+      app.log.error(
+        { kind: job.kind, tx_id: job.tx_id, attempt_id: job.attempt_id, attempts, code },
+        'void refused by the wallet: it cannot be applied by retrying (still retried); reconcile by hand',
+      );
+    },
     onBackendError: (backend, error) =>
       app.log.warn({ backend, err: (error as Error).message }, 'void queue backend error'),
   });

@@ -15,6 +15,7 @@ export interface GatewayMetrics {
   voidsEnqueued: Counter<'kind' | 'backend'>;
   voidsDelivered: Counter<'kind'>;
   voidFailures: Counter<'kind'>;
+  voidsUnappliable: Counter<'kind' | 'code'>;
   pendingVoids: Gauge;
   lateAnswers: Gauge;
   settledWithoutStore: Counter<'action' | 'outcome'>;
@@ -90,6 +91,12 @@ export function createMetrics(options: {
       name: 'phia_void_attempt_failures_total',
       help: 'Void attempts that failed and will be retried',
       labelNames: ['kind'],
+      registers,
+    }),
+    voidsUnappliable: new Counter({
+      name: 'phia_voids_unappliable_total',
+      help: 'Voids the wallet refused with a final decline (retrying cannot apply them; money may have moved for an error answer): should stay 0',
+      labelNames: ['kind', 'code'],
       registers,
     }),
     pendingVoids: new Gauge({

@@ -68,7 +68,8 @@ export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcesso
     if (typeof body.tx_id === 'string') info.tx_id = body.tx_id;
     if (typeof body.round_id === 'string') info.round_id = body.round_id;
     // Fastify's start of this request (reply.elapsedTime counts from it): the deadline counts from here.
-    const ctx = { requestId: request.id, log: request.log, arrivedAt: Date.now() - reply.elapsedTime };
+    // Whole milliseconds (elapsedTime has a fraction), rounded down so the deadline is never later.
+    const ctx = { requestId: request.id, log: request.log, arrivedAt: Math.floor(Date.now() - reply.elapsedTime) };
     const answer =
       action === 'balance'
         ? await processor.balance(body as BalanceBodyT, ctx)

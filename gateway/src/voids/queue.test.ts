@@ -5,9 +5,15 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRedisClient, waitForRedis } from '../redis.js';
-import { randomPrefix } from '../test-helpers/index.js';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
+import { buildApp } from '../app.js';
+import { post, quietLogger, randomPrefix, testConfig } from '../test-helpers/index.js';
+import { moneyBody } from '../test-helpers/stack.js';
+import { WalletError } from '../wallet-client/client.js';
 import { RedisVoidBackend, type VoidJob } from './backends.js';
-import { VoidQueue } from './queue.js';
+import { VoidQueue, walletRefusedVoid } from './queue.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redis = createRedisClient(REDIS_URL);
@@ -192,4 +198,78 @@ t.test('close stops the loop', async (t) => {
   await sleep(50);
   t.equal(wallet.attempts.size, 0, 'nothing sent after close');
   t.equal(await queue.pendingCount(), 1);
+});
+
+t.test(
+  'a void the wallet refuses with a decline is reported once and still retried; transient failures are not',
+  async (t) => {
+    const reported: [string, string][] = [];
+    let attempts = 0;
+    const queue = new VoidQueue({
+      send: async (j) => {
+        attempts++;
+        if (j.tx_id === 'spent') throw new WalletError('INSUFFICIENT_FUNDS', true, 9, 'insufficient funds');
+        if (j.tx_id === 'timeout') throw new WalletError('WALLET_TIMEOUT', true, 4, 'deadline passed');
+        throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'unavailable');
+      },
+      baseDelayMs: 5,
+      maxDelayMs: 10,
+      pollIntervalMs: 5,
+      onUnappliable: (j, _attempts, code) => reported.push([j.tx_id, code]),
+    });
+    queue.start();
+    t.teardown(() => queue.close(0));
+    for (const tx of ['spent', 'timeout', 'down']) await queue.enqueue(job(tx));
+    t.ok(await until(() => attempts >= 15), 'every void is retried');
+    t.same(reported, [['spent', 'INSUFFICIENT_FUNDS']], 'only the decided refusal, once');
+    t.equal(await queue.pendingCount(), 3, 'all three are still pending');
+    t.equal(walletRefusedVoid(new WalletError('INVALID_REQUEST', true, 3, 'x')), 'INVALID_REQUEST');
+    t.equal(walletRefusedVoid(new WalletError('INTERNAL', true, 13, 'x')), undefined, 'a fault may pass');
+    t.equal(walletRefusedVoid(new Error('x')), undefined);
+  },
+);
+
+t.test('phia_voids_unappliable_total counts a void the wallet refuses, by kind and code', async (t) => {
+  // A wallet whose Win times out (so the gateway answers 504 and queues a void) and whose Void is
+  // refused with INSUFFICIENT_FUNDS, as when a late win was already spent.
+  const definition = protoLoader.loadSync(WALLET_PROTO_PATH, { ...PROTO_LOADER_OPTIONS });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+  };
+  let voidAttempts = 0;
+  const server = new grpc.Server();
+  server.addService(loaded.wallet.v1.Wallet.service, {
+    Win: (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
+      callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'too late' }),
+    Void: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => {
+      voidAttempts++;
+      const metadata = new grpc.Metadata();
+      metadata.set(WALLET_ERROR_CODE_KEY, 'INSUFFICIENT_FUNDS');
+      callback({ code: grpc.status.FAILED_PRECONDITION, details: 'insufficient funds', metadata });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error === null ? resolve(bound) : reject(error),
+    ),
+  );
+  t.teardown(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
+  const app = await buildApp({
+    config: testConfig({ WALLET_ADDR: `127.0.0.1:${port}` }),
+    logger: quietLogger(),
+    redis: null,
+    defaultMetrics: false,
+    voidQueue: { baseDelayMs: 5, maxDelayMs: 10, pollIntervalMs: 5 },
+  });
+  t.teardown(() => app.close());
+  await app.ready();
+  const metrics = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  t.notMatch(await metrics(), /^phia_voids_unappliable_total\{/m, 'nothing counted yet');
+
+  const win = await post(app, '/phia/win', { ...moneyBody(), tx_id: 'late-win', amount: '10.00' });
+  t.equal(win.statusCode, 504);
+  t.ok(await until(() => voidAttempts >= 3), 'the refused void is retried');
+  const text = await metrics();
+  t.match(text, /^phia_voids_unappliable_total\{kind="win",code="INSUFFICIENT_FUNDS"\} 1$/m, 'counted once');
+  t.match(text, /^phia_pending_voids 1$/m, 'still pending');
 });

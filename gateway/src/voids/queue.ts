@@ -6,8 +6,20 @@
  * wallet confirms. The queue is durable in Redis when configured; when Redis is absent or fails at
  * enqueue time, the job goes to an in-process queue, which the same loop drains.
  */
+import type { ErrorCode } from '@phia/proto';
+import { isFinalDecline } from '../phia/contract.js';
+import { WalletError } from '../wallet-client/client.js';
 import type { VoidBackend, VoidJob } from './backends.js';
 import { MemoryVoidBackend } from './backends.js';
+
+/**
+ * The code of a void the wallet refused with a final decline of its own (INSUFFICIENT_FUNDS after a
+ * late win was spent, INVALID_REQUEST for a row it cannot read): retrying cannot apply it. Timeouts,
+ * an unreachable wallet and internal faults are transient: undefined.
+ */
+export function walletRefusedVoid(error: unknown): ErrorCode | undefined {
+  return error instanceof WalletError && error.decidedByWallet && isFinalDecline(error.code) ? error.code : undefined;
+}
 
 export interface VoidQueueOptions {
   /** Delivers one void to the wallet; resolves when the wallet confirmed it. */
@@ -24,6 +36,12 @@ export interface VoidQueueOptions {
   batchSize?: number;
   onDelivered?: (job: VoidJob, attempts: number, result: unknown) => void;
   onFailed?: (job: VoidJob, attempts: number, error: unknown) => void;
+  /**
+   * A void the wallet refused with a decline of its own (walletRefusedVoid): reported once per void.
+   * It is still retried like any other: the state behind the refusal may change (funds come back),
+   * and dropping it would hide money moved for an error answer.
+   */
+  onUnappliable?: (job: VoidJob, attempts: number, code: ErrorCode) => void;
   onBackendError?: (backend: string, error: unknown) => void;
 }
 
@@ -31,6 +49,11 @@ const MAX_REMEMBERED = 100_000;
 
 function pendingKey(kind: string, txId: string): string {
   return `${kind}\u0000${txId}`;
+}
+
+/** One void: the attempt it undoes, under its key. */
+function jobKey(job: VoidJob): string {
+  return `${pendingKey(job.kind, job.tx_id)}\u0000${job.attempt_id}\u0000${job.fingerprint}`;
 }
 
 export class VoidQueue {
@@ -56,6 +79,8 @@ export class VoidQueue {
    * answer instead of applying a request whose void is still on its way.
    */
   readonly #pendingByKey = new Map<string, VoidJob>();
+  /** Voids reported to onUnappliable, so each is reported once (bounded like #pendingByKey). */
+  readonly #unappliable = new Set<string>();
 
   constructor(options: VoidQueueOptions) {
     this.#options = options;
@@ -119,6 +144,14 @@ export class VoidQueue {
     this.#pendingByKey.set(key, job);
   }
 
+  #reportUnappliable(job: VoidJob, attempts: number, code: ErrorCode): void {
+    const key = jobKey(job);
+    if (this.#unappliable.has(key)) return;
+    if (this.#unappliable.size >= MAX_REMEMBERED) this.#unappliable.clear();
+    this.#unappliable.add(key);
+    this.#options.onUnappliable?.(job, attempts, code);
+  }
+
   /** Wakes the drain loop now. */
   kick(): void {
     this.#kicked = true;
@@ -167,6 +200,8 @@ export class VoidQueue {
             result = await this.#send(job);
           } catch (error) {
             this.#options.onFailed?.(job, attempts, error);
+            const refusal = walletRefusedVoid(error);
+            if (refusal !== undefined) this.#reportUnappliable(job, attempts, refusal);
             try {
               await backend.retry(job, Date.now() + this.backoff(attempts));
             } catch (backendError) {
@@ -176,6 +211,7 @@ export class VoidQueue {
             return;
           }
           delivered++;
+          this.#unappliable.delete(jobKey(job));
           // From now on the wallet itself replays the voided outcome to any duplicate.
           const key = pendingKey(job.kind, job.tx_id);
           const mine = this.#pendingByKey.get(key);

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { GrpcStatus, PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
@@ -88,18 +88,21 @@ t.test('while overloaded, balance and money calls are refused at once; other cal
   t.equal(client.inFlight, 0, 'a finished call leaves the count');
 });
 
-t.test('the wallet is told to decide before the gateway answers: x-deadline-ms leaves a reserve', async (t) => {
+/** A fake wallet whose GetBalance records the x-deadline-ms text and the gRPC deadline of each call. */
+async function recordingWallet(t: Test) {
   const definition = protoLoader.loadSync(WALLET_PROTO_PATH, { ...PROTO_LOADER_OPTIONS });
   const loaded = grpc.loadPackageDefinition(definition) as unknown as {
     wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
   };
-  const seen: { decideBy: number; deadline: number }[] = [];
+  const seen: { header: string; decideBy: number; deadline: number }[] = [];
   const server = new grpc.Server();
   server.addService(loaded.wallet.v1.Wallet.service, {
     GetBalance: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       const deadline = call.getDeadline();
+      const header = String(call.metadata.get(DEADLINE_METADATA_KEY)[0]);
       seen.push({
-        decideBy: Number(call.metadata.get(DEADLINE_METADATA_KEY)[0]),
+        header,
+        decideBy: Number(header),
         deadline: deadline instanceof Date ? deadline.getTime() : Number(deadline),
       });
       callback(null, { user_id: 'u', currency: 'USD', balance: '1.00' });
@@ -113,7 +116,11 @@ t.test('the wallet is told to decide before the gateway answers: x-deadline-ms l
   t.teardown(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
   const client = new WalletClient({ address: `127.0.0.1:${port}`, deadlineMs: 2000 });
   t.teardown(() => client.close());
+  return { client, seen };
+}
 
+t.test('the wallet is told to decide before the gateway answers: x-deadline-ms leaves a reserve', async (t) => {
+  const { client, seen } = await recordingWallet(t);
   const arrivedAt = Date.now();
   await client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt });
   await client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt, deadlineMs: 400 });
@@ -128,4 +135,22 @@ t.test('the wallet is told to decide before the gateway answers: x-deadline-ms l
   t.ok(Math.abs((seen[0]?.deadline ?? 0) - (arrivedAt + 2000)) < 50, 'grpc deadline is the gateway deadline');
   t.equal(walletDecisionReserveMs(1000), 250);
   t.equal(walletDecisionReserveMs(100), 25);
+});
+
+t.test('x-deadline-ms is whole epoch milliseconds, rounded down, whatever the caller gives', async (t) => {
+  const { client, seen } = await recordingWallet(t);
+  const arrivedAt = Date.now() + 0.7227;
+  await client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt });
+  await client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt, deadlineMs: 1000.9 });
+  t.match(seen[0]?.header, /^[0-9]{13}$/, `a fractional arrival is sent as an integer: ${seen[0]?.header}`);
+  t.equal(seen[0]?.decideBy, Math.floor(arrivedAt) + 2000 - 250, 'never later than the fraction would say');
+  t.match(seen[1]?.header, /^[0-9]{13}$/, `a fractional budget too: ${seen[1]?.header}`);
+  t.equal(seen[1]?.decideBy, Math.floor(arrivedAt + 1000.9) - 250);
+
+  await t.rejects(
+    client.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt: Number.NaN }),
+    { code: 'INTERNAL' },
+    'an arrival that is not a number is refused before any call',
+  );
+  t.equal(seen.length, 2, 'the wallet was not called');
 });

@@ -141,7 +141,7 @@ export interface CallOptions {
   arrivedAt?: number | undefined;
 }
 
-/** Metadata key of the moment the wallet must have decided by (epoch ms, decimal), read by the wallet. */
+/** Metadata key of the moment the wallet must have decided by (epoch ms, decimal integer), read by the wallet. */
 export const DEADLINE_METADATA_KEY = 'x-deadline-ms';
 
 /** A failed wallet call, as a contract code. */
@@ -291,7 +291,12 @@ export class WalletClient {
     }
     const now = Date.now();
     const budgetMs = options.deadlineMs ?? this.deadlineMs;
-    const deadlineAt = (options.arrivedAt ?? now) + budgetMs;
+    // Whole milliseconds whatever the caller gives: the wallet refuses an x-deadline-ms with a fraction.
+    const deadlineAt = Math.floor((options.arrivedAt ?? now) + budgetMs);
+    if (!Number.isFinite(deadlineAt)) {
+      this.#onCall?.(method, 'INTERNAL', 0);
+      return Promise.reject(new WalletError('INTERNAL', false, GrpcStatus.UNKNOWN, 'call deadline is not a number'));
+    }
     if (deadlineAt - now < MIN_CALL_TIME_MS) {
       this.#onCall?.(method, 'WALLET_TIMEOUT', 0);
       return Promise.reject(

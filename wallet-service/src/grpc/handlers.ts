@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import { PhiaError } from '@phia/proto';
 import type { Logger } from 'pino';
 import type { CallContext, Ledger } from '../ledger/ledger.js';
 import type { WalletMetrics } from '../metrics.js';
@@ -6,17 +7,38 @@ import { toGrpcError } from './status.js';
 
 type Handler = (request: never, ctx: CallContext) => Promise<unknown>;
 
-/** Metadata key of the caller's absolute deadline (epoch ms, decimal integer), sent by the gateway. */
+/**
+ * Metadata key of the caller's absolute deadline, sent by the gateway: epoch milliseconds as a decimal
+ * integer (1 to 16 digits), the moment the wallet must have decided by.
+ */
 export const DEADLINE_METADATA_KEY = 'x-deadline-ms';
-/** An `x-deadline-ms` further ahead than this is absurd (a clock gone wrong) and ignored. */
-const MAX_METADATA_DEADLINE_AHEAD_MS = 60_000;
+/**
+ * An `x-deadline-ms` further ahead than this is absurd: the gateway's budget is at most 4.5 s
+ * (MAX_WALLET_DEADLINE_MS), so the rest is room for clock skew between hosts; past it, a clock or
+ * the sender is wrong.
+ */
+export const MAX_METADATA_DEADLINE_AHEAD_MS = 60_000;
 
-/** The `x-deadline-ms` metadata as epoch ms; undefined when absent, malformed or absurd. */
+/**
+ * The `x-deadline-ms` metadata as epoch ms, or undefined when the call has none. A value that is not
+ * a decimal integer, or lies more than MAX_METADATA_DEADLINE_AHEAD_MS ahead, throws INVALID_REQUEST:
+ * the header is our own, so a bad one is a bug to refuse loudly, not a hint to ignore (ignoring it
+ * let calls commit after the gateway had answered 504). A deadline already passed is valid: the
+ * call then ends WALLET_TIMEOUT having committed nothing.
+ */
 export function metadataDeadline(value: unknown, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
   const text = Buffer.isBuffer(value) ? value.toString('utf8') : value;
-  if (typeof text !== 'string' || !/^[0-9]{1,16}$/.test(text)) return undefined;
+  if (typeof text !== 'string' || !/^[0-9]{1,16}$/.test(text)) {
+    throw new PhiaError('INVALID_REQUEST', `${DEADLINE_METADATA_KEY} must be integer epoch milliseconds`);
+  }
   const deadline = Number(text);
-  if (!Number.isSafeInteger(deadline) || deadline > now + MAX_METADATA_DEADLINE_AHEAD_MS) return undefined;
+  if (deadline > now + MAX_METADATA_DEADLINE_AHEAD_MS) {
+    throw new PhiaError(
+      'INVALID_REQUEST',
+      `${DEADLINE_METADATA_KEY} is ${deadline - now} ms ahead, more than ${MAX_METADATA_DEADLINE_AHEAD_MS}`,
+    );
+  }
   return deadline;
 }
 
@@ -24,8 +46,8 @@ export function metadataDeadline(value: unknown, now = Date.now()): number | und
  * The caller's deadline as epoch ms, or undefined when the call has none: the earlier of the gRPC
  * deadline and the gateway's `x-deadline-ms` (the moment its answer leaves anyway). The gRPC deadline
  * travels as a timeout counted from when the call reaches this server, so a call that waited in
- * queues on a loaded machine would otherwise look younger than it is and could commit after the
- * gateway already answered 504.
+ * queues on a loaded machine (or in the socket of a paused wallet) would otherwise look younger than
+ * it is and could commit after the gateway already answered 504. Throws on a malformed x-deadline-ms.
  */
 function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
   const given = call.getDeadline();
@@ -51,7 +73,18 @@ function unary(
       deps.metrics.calls.inc({ method, code });
       deps.metrics.callSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
     };
-    handler(call.request as never, { deadline: callDeadline(call) }).then(
+    let deadline: number | undefined;
+    try {
+      deadline = callDeadline(call);
+    } catch (error) {
+      const mapped = toGrpcError(error);
+      finish(mapped.code);
+      const value = call.metadata.get(DEADLINE_METADATA_KEY)[0]?.toString().slice(0, 64);
+      deps.logger.error({ method, requestId, [DEADLINE_METADATA_KEY]: value }, 'malformed deadline refused');
+      callback(mapped.grpcError);
+      return;
+    }
+    handler(call.request as never, { deadline }).then(
       (reply) => {
         finish('OK');
         callback(null, reply ?? {});

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
+import pino from 'pino';
 import t from 'tap';
 import { createTestSchema } from '../../../test/helpers/postgres.js';
 import { walletTestClient, WalletCallError } from '../../../test/helpers/wallet-client.js';
@@ -182,27 +183,60 @@ t.test('x-deadline-ms: a call whose gateway deadline has passed commits nothing'
   t.equal((await client.GetBalance({ user_id: 'x1', currency: 'USD' })).balance, '20.00', 'nothing debited');
   t.equal(await codeOf(client.GetBalance({ user_id: 'x1', currency: 'USD' }, late)), 'WALLET_TIMEOUT');
 
-  // Malformed or absurd values are ignored: the gRPC deadline alone counts.
-  for (const [index, value] of ['soon', '12.5', '-5', String(Date.now() + 3_600_000), ''].entries()) {
-    const reply = await client.Bet(
-      { ...bet, tx_id: `x-ok-${index}`, amount: '1.00' },
-      { deadlineMs: 5000, metadata: { 'x-deadline-ms': value } },
-    );
-    t.equal(reply.tx_id, `x-ok-${index}`, `x-deadline-ms "${value}" ignored`);
-  }
   // A deadline in the future within 60 s is used as given.
   const ahead = { deadlineMs: 5000, metadata: { 'x-deadline-ms': String(Date.now() + 10_000) } };
   t.equal((await client.Bet({ ...bet, tx_id: 'x-ahead' }, ahead)).tx_id, 'x-ahead');
-  t.equal((await client.GetBalance({ user_id: 'x1', currency: 'USD' })).balance, '10.00');
+  t.equal((await client.GetBalance({ user_id: 'x1', currency: 'USD' })).balance, '15.00');
 });
 
-t.test('metadataDeadline parses only sane epoch-ms integers', async (t) => {
+t.test('a malformed or absurd x-deadline-ms is refused with INVALID_REQUEST, logged, and moves nothing', async (t) => {
+  const logged: { msg?: string; method?: string; 'x-deadline-ms'?: string }[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+  const wallet = await startWalletServer({
+    host: '127.0.0.1',
+    port: 0,
+    databaseUrl: schema.databaseUrl,
+    schema: schema.schema,
+    metricsPort: 0,
+    logger,
+  });
+  const client = walletTestClient(wallet.address);
+  t.teardown(async () => {
+    client.close();
+    await wallet.close();
+  });
+  await client.Deposit({ tx_id: 'm-dep', user_id: 'm1', currency: 'USD', amount: '20.00' });
+  const bet = { tx_id: 'm-bet', user_id: 'm1', currency: 'USD', amount: '5.00', round_id: 'r', game_session_id: 'g' };
+  const now = Date.now();
+  const refused = [`${now + 1000}.7227`, 'soon', '-5', '', '0x10', '1e12', String(now + 61_000), '9999999999999999'];
+  for (const [index, value] of refused.entries()) {
+    const failure = (await client
+      .Bet({ ...bet, tx_id: `m-bad-${index}` }, { deadlineMs: 5000, metadata: { 'x-deadline-ms': value } })
+      .catch((error: unknown) => error)) as WalletCallError;
+    t.equal(failure.code, 'INVALID_REQUEST', `x-deadline-ms "${value}" refused`);
+    t.equal(failure.grpcCode, grpc.status.INVALID_ARGUMENT);
+    t.match(failure.message, /x-deadline-ms/, 'the answer names the header');
+    t.equal(await codeOf(client.GetTransaction({ kind: 'bet', tx_id: `m-bad-${index}` })), 'ACCOUNT_NOT_FOUND');
+  }
+  t.equal(
+    await codeOf(client.GetBalance({ user_id: 'm1', currency: 'USD' }, { metadata: { 'x-deadline-ms': 'x' } })),
+    'INVALID_REQUEST',
+  );
+  t.equal((await client.GetBalance({ user_id: 'm1', currency: 'USD' })).balance, '20.00', 'nothing debited');
+  t.equal(logged.length, refused.length + 1, 'each refusal is logged');
+  t.match(logged[0], { msg: 'malformed deadline refused', method: 'Bet', 'x-deadline-ms': refused[0] });
+  // Without the header, the gRPC deadline alone counts.
+  t.equal((await client.Bet({ ...bet, tx_id: 'm-ok' })).tx_id, 'm-ok');
+});
+
+t.test('metadataDeadline parses integer epoch ms; refuses malformed and absurd values', async (t) => {
   const now = 1_800_000_000_000;
-  t.equal(metadataDeadline(String(now - 5), now), now - 5);
+  t.equal(metadataDeadline(undefined, now), undefined, 'absent: no deadline of its own');
+  t.equal(metadataDeadline(String(now - 5), now), now - 5, 'a deadline already passed is valid');
   t.equal(metadataDeadline(Buffer.from(String(now + 59_000)), now), now + 59_000);
-  t.equal(metadataDeadline(String(now + 61_000), now), undefined, 'more than 60 s ahead');
-  for (const bad of [undefined, '', 'abc', '1e12', '1.5', '-1', ' 1', '99999999999999999']) {
-    t.equal(metadataDeadline(bad, now), undefined, `${String(bad)} ignored`);
+  t.throws(() => metadataDeadline(String(now + 61_000), now), { code: 'INVALID_REQUEST' }, 'more than 60 s ahead');
+  for (const bad of ['', 'abc', '1e12', '1.5', `${now}.5`, '-1', ' 1', '99999999999999999', 5, Buffer.from('x')]) {
+    t.throws(() => metadataDeadline(bad, now), { code: 'INVALID_REQUEST' }, `${String(bad)} refused`);
   }
 });
 
