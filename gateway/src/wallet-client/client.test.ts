@@ -131,8 +131,10 @@ t.test('the wallet is told to decide before the gateway answers: x-deadline-ms l
     'a 2 s budget: the wallet decides 250 ms before the gateway answers',
   );
   t.equal(seen[1]?.decideBy, arrivedAt + 400 - 100, 'a short budget keeps three quarters of it for the wallet');
-  // The gRPC deadline itself stays the gateway's (grpc-js rounds it to the millisecond or so).
-  t.ok(Math.abs((seen[0]?.deadline ?? 0) - (arrivedAt + 2000)) < 50, 'grpc deadline is the gateway deadline');
+  // The gRPC deadline itself stays the gateway's: it travels as a timeout, so the server's copy is
+  // later by the transit (a first call on a loaded machine), but well inside the 250 ms reserve.
+  const skew = (seen[0]?.deadline ?? 0) - (arrivedAt + 2000);
+  t.ok(skew > -50 && skew < 200, `grpc deadline is the gateway deadline (off by ${skew} ms)`);
   t.equal(walletDecisionReserveMs(1000), 250);
   t.equal(walletDecisionReserveMs(100), 25);
 });
