@@ -210,3 +210,9 @@ t.test('production: every signing key has at least 32 bytes; the message never s
   t.same(problemsOf({ ...prod, PHIA_SIGNING_KEYS: '€'.repeat(11) }), []);
   t.same(problemsOf({ PHIA_SIGNING_KEYS: 'k' }), [], 'outside production a short key passes');
 });
+
+t.test('the wallet link TLS files are refused while the link is plaintext', async (t) => {
+  t.match(problemsOf({ WALLET_TLS_CERT_FILE: '/cert.pem' }), [
+    /^WALLET_TLS_CERT_FILE is set, but mutual TLS on the wallet link is not supported yet/,
+  ]);
+});

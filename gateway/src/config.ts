@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { buildCurrencyTable, type CurrencyTable } from '@phia/proto';
+import { buildCurrencyTable, unsupportedWalletTls, type CurrencyTable } from '@phia/proto';
 import { isWide, isWildcard, parseIpList, WIDEST_PREFIX, type IpRule } from './auth/ip.js';
 
 export const AUTH_MODES = ['signature', 'ip', 'signature+ip'] as const;
@@ -134,6 +134,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   } catch (error) {
     problems.push(`CURRENCIES: ${(error as Error).message}`);
   }
+  problems.push(...unsupportedWalletTls(env));
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 export * from './errors.js';
 export * from './money.js';
 export * from './fingerprint.js';
+export * from './wallet-link.js';
 
 /** Absolute path of the folder holding the .proto files (the include root). */
 export const PROTO_ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -3,7 +3,7 @@ import { ConfigError, loadWalletConfig } from './config.js';
 
 t.test('defaults', async (t) => {
   const config = loadWalletConfig({});
-  t.equal(config.host, '0.0.0.0');
+  t.equal(config.host, '127.0.0.1', 'loopback unless opened on purpose (contract section 8)');
   t.equal(config.port, 50051);
   t.equal(config.databaseUrl, undefined);
   t.match(config.dataDir, /data\/wallet-pglite$/);
@@ -43,4 +43,12 @@ t.test('DATABASE_APPLICATION_NAME names the PostgreSQL connections', async (t) =
     'phia-wallet-chaos',
   );
   t.throws(() => loadWalletConfig({ DATABASE_APPLICATION_NAME: 'x'.repeat(64) }), /DATABASE_APPLICATION_NAME/);
+});
+
+t.test('the wallet link TLS files are refused while the link is plaintext', async (t) => {
+  t.throws(
+    () => loadWalletConfig({ WALLET_TLS_CA_FILE: '/ca.pem', WALLET_TLS_KEY_FILE: '/key.pem' }),
+    /WALLET_TLS_CA_FILE is set, but mutual TLS on the wallet link is not supported yet/,
+  );
+  t.doesNotThrow(() => loadWalletConfig({ WALLET_TLS_CERT_FILE: '' }), 'empty counts as unset');
 });

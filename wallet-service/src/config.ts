@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { buildCurrencyTable, type CurrencyTable } from '@phia/proto';
+import { buildCurrencyTable, unsupportedWalletTls, type CurrencyTable } from '@phia/proto';
 
 export interface WalletConfig {
   host: string;
@@ -62,7 +62,8 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
   const metricsPort = integer('WALLET_METRICS_PORT', 9464, 0, 65535);
 
   const config: WalletConfig = {
-    host: env.WALLET_HOST || '0.0.0.0',
+    // It moves money unauthenticated: loopback unless the operator opens it (compose, on its own network).
+    host: env.WALLET_HOST || '127.0.0.1',
     port: integer('WALLET_PORT', 50051, 0, 65535),
     databaseUrl,
     dataDir: join(env.DATA_DIR || './data', 'wallet-pglite'),
@@ -78,6 +79,7 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
   if (config.production && databaseUrl === undefined) {
     problems.push('DATABASE_URL is required in production (PGlite is for development only)');
   }
+  problems.push(...unsupportedWalletTls(env));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
