@@ -96,6 +96,11 @@ t.test('the SQL limits are the ones of @phia/proto', async (t) => {
        VALUES ((SELECT min(id) FROM transactions), $1, $2)`,
       [house.rows[0].id, amount],
     );
+  const fits = await schema.pool.query('SELECT wallet_balance_fits($1) AS largest, wallet_balance_fits($2) AS past', [
+    largest(MAX_BALANCE_INTEGER_DIGITS),
+    past(MAX_BALANCE_INTEGER_DIGITS),
+  ]);
+  t.same(fits.rows[0], { largest: true, past: false }, 'the functions decline a credit past the same limit');
   await t.resolves(entry(`-${largest(MAX_AMOUNT_INTEGER_DIGITS)}`));
   await t.rejects(entry(`-${past(MAX_AMOUNT_INTEGER_DIGITS)}`), /entry_within_limit/);
 });

@@ -42,15 +42,24 @@ export function loadMigrations(): Migration[] {
   });
 }
 
+/** sql/functions/*.sql: the ledger's functions, (re)created by every start-up. */
+export function loadFunctions(): SqlFile[] {
+  return readSqlFiles('functions');
+}
+
 export const MIGRATIONS: readonly Migration[] = loadMigrations();
 
 /**
  * Applies the migrations not applied yet, each once (recorded in schema_migrations with its checksum),
- * in one transaction holding an advisory lock: two wallets starting
+ * then (re)creates the functions, all in one transaction holding an advisory lock: two wallets starting
  * together, or a restart, never apply one twice. A migration edited after it was applied is refused.
  * Returns the versions applied now.
  */
-export async function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+export async function migrate(
+  db: Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  functions: readonly SqlFile[] = loadFunctions(),
+): Promise<number[]> {
   const applied: number[] = [];
   await db.transaction(async (tx) => {
     await tx.exec('SET LOCAL statement_timeout = 0');
@@ -80,6 +89,7 @@ export async function migrate(db: Database, migrations: readonly Migration[] = M
         );
       }
     }
+    for (const file of functions) await tx.exec(file.sql);
   });
   return applied;
 }
