@@ -5,7 +5,10 @@
 -- name, so that a wallet of the previous version still running on the schema keeps working.
 
 -- Timeouts of this call's own transaction (set_config(..., true): they end with it). With a deadline,
--- lock waits end when it comes; a deadline already passed ends the call before it touches anything.
+-- every lock wait ends when it comes; a deadline already passed ends the call before it touches
+-- anything. statement_timeout only reaches later statements of the transaction (the test seam's
+-- BEGIN ... COMMIT): the statement calling the function is already running, and wallet_end is what
+-- keeps its work from committing late.
 CREATE OR REPLACE FUNCTION wallet_begin(p_default_timeout_ms integer, p_commit_by_ms bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
