@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   const wallet = await startWalletServer({
     host: config.host,
     port: config.port,
+    tls: config.tls,
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     schema: config.schema,
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
     logger,
   });
   logger.info(
-    { grpc: `${config.host}:${wallet.port}`, metrics: wallet.metricsPort ?? 'off' },
+    { grpc: `${config.host}:${wallet.port}`, tls: config.tls !== undefined, metrics: wallet.metricsPort ?? 'off' },
     `wallet listening on ${config.host}:${wallet.port}`,
   );
 
