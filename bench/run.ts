@@ -363,7 +363,7 @@ async function main(): Promise<number> {
       targets.push({
         name: `${result.path} >= ${result.target * 100}% of ${result.baseline ?? BASELINE_OF[result.path].baseline}`,
         ok: result.ratio !== undefined && result.ratio >= result.target,
-        detail: result.ratio === undefined ? 'no baseline' : `${Math.round(result.ratio * 100)}%`,
+        detail: result.ratio === undefined ? 'no baseline' : ratioMargin(result.ratio, result.target),
       });
     }
     targets.push({
@@ -539,6 +539,12 @@ async function dbBetBaseline(stack: Stack): Promise<BaselineResult> {
   return result;
 }
 
+/** "74% (margin +4 points)": a ratio and how far it is above (+) or below (-) its target. */
+function ratioMargin(ratio: number, target: number): string {
+  const points = Math.round((ratio - target) * 100);
+  return `${Math.round(ratio * 100)}% (margin ${points >= 0 ? '+' : ''}${points} points)`;
+}
+
 /** Issue 12's targets besides the path ratios: the wallet's own bet loop, its CPU per bet, a lone bet. */
 function walletTargets(
   baselines: Record<string, BaselineResult>,
@@ -553,7 +559,7 @@ function walletTargets(
     targets.push({
       name: `the wallet's own bet loop (db-bet) >= ${DB_BET_TARGET * 100}% of bare-sql`,
       ok: ratio >= DB_BET_TARGET,
-      detail: `${Math.round(ratio * 100)}% (${dbBet.rps} of ${bare.rps} bets/s)`,
+      detail: `${ratioMargin(ratio, DB_BET_TARGET)} (${dbBet.rps} of ${bare.rps} bets/s)`,
     });
   }
   const bet = paths.find((result) => result.path === 'bet');
@@ -561,7 +567,7 @@ function walletTargets(
     targets.push({
       name: `wallet CPU per bet (bet path) <= ${WALLET_CPU_PER_BET_TARGET_US} µs`,
       ok: bet.cpuUsPerRequest.wallet <= WALLET_CPU_PER_BET_TARGET_US,
-      detail: `${bet.cpuUsPerRequest.wallet} µs`,
+      detail: `${bet.cpuUsPerRequest.wallet} µs (margin ${WALLET_CPU_PER_BET_TARGET_US - bet.cpuUsPerRequest.wallet} µs)`,
     });
   }
   if (loneBet !== undefined) {
@@ -569,7 +575,7 @@ function walletTargets(
     targets.push({
       name: `one bet at a time over gRPC <= ${LONE_BET_TARGET_MS} ms (p50)`,
       ok: loneBet.latencyMs.p50 <= LONE_BET_TARGET_MS,
-      detail: `p50 ${loneBet.latencyMs.p50} ms, average ${loneBet.latencyMs.avg} ms${oneRow ? ` (bare one-row transaction ${oneRow.latencyMs.p50} ms average)` : ''}`,
+      detail: `p50 ${loneBet.latencyMs.p50} ms (margin ${round1(LONE_BET_TARGET_MS - loneBet.latencyMs.p50)} ms), average ${loneBet.latencyMs.avg} ms${oneRow ? `, ${round1(loneBet.latencyMs.avg / oneRow.latencyMs.p50)} x the bare one-row transaction's ${oneRow.latencyMs.p50} ms average` : ''}`,
     });
   }
   return targets;
