@@ -15,7 +15,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
+import { bareSqlBaselines } from './baselines/bare-sql.js';
 import { checkBooks, type BooksCheck } from './lib/books.js';
+import { loneBets, type LoneBetResult } from './lib/lone-bet.js';
 import { runLoad, type LatencyStats, type LoadResult } from './lib/load.js';
 import { parseOptions, type PathName } from './lib/options.js';
 import {
@@ -43,12 +45,15 @@ import {
 import { printProfile, summarizeProfile, type ProfileSummary, type ProfileWindow } from './profile.js';
 import {
   BASELINE_OF,
+  DB_BET_TARGET,
   formatTable,
   GATEWAY_RSS_TARGET_MB,
+  LONE_BET_TARGET_MS,
   markdownTable,
   P99_TARGET_MS,
   type BaselineResult,
   type PathResult,
+  WALLET_CPU_PER_BET_TARGET_US,
 } from './lib/report.js';
 import { gatewayMemory, pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
 
@@ -206,15 +211,52 @@ async function main(): Promise<number> {
     await runPath('balance', balanceRequests(stack.key, players), balanceRequests(stack.key, players));
   }
 
-  // 2. Database bet baseline, then bet, win, refund (divided by it).
-  const wantsMoney = options.paths.some((path) => path === 'bet' || path === 'win' || path === 'refund');
-  if (options.baselines && wantsMoney) baselines['db-bet'] = await dbBetBaseline(stack);
+  // 2. The bare SQL bet (pgbench) and the wallet's own bet loop, then bet, one-player, win, refund.
+  const wantsMoney = options.paths.some((path) => path !== 'balance' && path !== 'replay');
+  if (options.baselines && wantsMoney) {
+    const bare = await bareSqlBaselines({
+      databaseUrl: options.databaseUrl,
+      clients: 32,
+      durationS: options.durationS,
+      warmupS: options.warmupS,
+    });
+    if ('missing' in bare) {
+      notes.push(bare.missing);
+      say(bare.missing);
+    } else {
+      baselines['bare-sql'] = bare.bet;
+      baselines['bare-one-row'] = bare.oneRow;
+      say(
+        `baseline bare-sql: ${bare.bet.rps} bets/s at 32 clients; bare-one-row: ${bare.oneRow.rps}/s at 1 client, ${bare.oneRow.latencyMs.p50} ms average (${elapsed()})`,
+      );
+    }
+    baselines['db-bet'] = await dbBetBaseline(stack);
+  }
 
   const redisBefore = await redisAnswers(stack.redis);
   if (options.paths.includes('bet')) {
     const warm = money('bet', `${runId}-betw`);
     const measured = money('bet', `${runId}-bet`);
     await runPath('bet', betRequests(warm, bets), betRequests(measured, bets));
+  }
+  if (options.paths.includes('one-player')) {
+    // Every bet for one player: its account row lock serializes them all.
+    const one = [players[0] as Player];
+    const warm = { ...money('bet', `${runId}-onew`), players: one };
+    const measured = { ...money('bet', `${runId}-one`), players: one };
+    await runPath('one-player', betRequests(warm, []), betRequests(measured, []));
+  }
+  let loneBet: LoneBetResult | undefined;
+  if (options.paths.includes('bet')) {
+    loneBet = await loneBets(stack.wallet, players, {
+      tag: `${runId}-lone`,
+      durationS: Math.min(options.durationS, 5),
+      warmupS: Math.min(options.warmupS, 1),
+      deadlineMs: options.deadlineMs,
+    });
+    say(
+      `lone bet over gRPC, one at a time: p50 ${loneBet.latencyMs.p50} ms, average ${loneBet.latencyMs.avg} ms, p99 ${loneBet.latencyMs.p99} ms, ${loneBet.latencyMs.count} bets, errors ${loneBet.errors} (${elapsed()})`,
+    );
   }
   if (options.paths.includes('win')) {
     const warm = money('win', `${runId}-winw`);
@@ -321,7 +363,7 @@ async function main(): Promise<number> {
       targets.push({
         name: `${result.path} >= ${result.target * 100}% of ${result.baseline ?? BASELINE_OF[result.path].baseline}`,
         ok: result.ratio !== undefined && result.ratio >= result.target,
-        detail: result.ratio === undefined ? 'no baseline' : `${Math.round(result.ratio * 100)}%`,
+        detail: result.ratio === undefined ? 'no baseline' : ratioMargin(result.ratio, result.target),
       });
     }
     targets.push({
@@ -330,6 +372,7 @@ async function main(): Promise<number> {
       detail: `${result.load.latencyMs.p99} ms`,
     });
   }
+  targets.push(...walletTargets(baselines, paths, loneBet));
   targets.push({
     name: `gateway RSS < ${GATEWAY_RSS_TARGET_MB} MB after the path runs (about 60 s under load by default)`,
     ok: rssAfterPaths.gateway < GATEWAY_RSS_TARGET_MB,
@@ -342,7 +385,7 @@ async function main(): Promise<number> {
     `\nreq/s counts 2xx answers; ratio = path req/s / baseline req/s; '!' marks p99 >= ${P99_TARGET_MS} ms; RSS = peak during the measured run;\n` +
       'us/req = CPU time (user+system) per answer: gateway and wallet for paths; for baselines the server process (fastify, echo front, DB loop) and the echo server.',
   );
-  console.log('\ntargets (issue 6):');
+  console.log('\ntargets (issues 6 and 12):');
   for (const target of targets) console.log(`  ${target.ok ? 'met   ' : 'MISSED'} ${target.name}: ${target.detail}`);
   console.log('\nchecks:');
   for (const item of checks) console.log(`  ${item.ok ? 'ok  ' : 'FAIL'} ${item.name}: ${item.detail}`);
@@ -361,6 +404,7 @@ async function main(): Promise<number> {
         options,
         baselines,
         paths,
+        loneBet,
         overload,
         rss: {
           atStart: rssAtStart,
@@ -493,6 +537,48 @@ async function dbBetBaseline(stack: Stack): Promise<BaselineResult> {
     `baseline db-bet: ${result.rps} bets/s, p99 ${result.latencyMs.p99} ms, errors ${parsed.errors} ${parsed.errors > 0 ? JSON.stringify(parsed.errorCodes) : ''}(${elapsed()})`,
   );
   return result;
+}
+
+/** "74% (margin +4 points)": a ratio and how far it is above (+) or below (-) its target. */
+function ratioMargin(ratio: number, target: number): string {
+  const points = Math.round((ratio - target) * 100);
+  return `${Math.round(ratio * 100)}% (margin ${points >= 0 ? '+' : ''}${points} points)`;
+}
+
+/** Issue 12's targets besides the path ratios: the wallet's own bet loop, its CPU per bet, a lone bet. */
+function walletTargets(
+  baselines: Record<string, BaselineResult>,
+  paths: PathResult[],
+  loneBet: LoneBetResult | undefined,
+): Check[] {
+  const targets: Check[] = [];
+  const dbBet = baselines['db-bet'];
+  const bare = baselines['bare-sql'];
+  if (dbBet !== undefined && bare !== undefined && bare.rps > 0) {
+    const ratio = dbBet.rps / bare.rps;
+    targets.push({
+      name: `the wallet's own bet loop (db-bet) >= ${DB_BET_TARGET * 100}% of bare-sql`,
+      ok: ratio >= DB_BET_TARGET,
+      detail: `${ratioMargin(ratio, DB_BET_TARGET)} (${dbBet.rps} of ${bare.rps} bets/s)`,
+    });
+  }
+  const bet = paths.find((result) => result.path === 'bet');
+  if (bet !== undefined) {
+    targets.push({
+      name: `wallet CPU per bet (bet path) <= ${WALLET_CPU_PER_BET_TARGET_US} µs`,
+      ok: bet.cpuUsPerRequest.wallet <= WALLET_CPU_PER_BET_TARGET_US,
+      detail: `${bet.cpuUsPerRequest.wallet} µs (margin ${WALLET_CPU_PER_BET_TARGET_US - bet.cpuUsPerRequest.wallet} µs)`,
+    });
+  }
+  if (loneBet !== undefined) {
+    const oneRow = baselines['bare-one-row'];
+    targets.push({
+      name: `one bet at a time over gRPC <= ${LONE_BET_TARGET_MS} ms (p50)`,
+      ok: loneBet.latencyMs.p50 <= LONE_BET_TARGET_MS,
+      detail: `p50 ${loneBet.latencyMs.p50} ms (margin ${round1(LONE_BET_TARGET_MS - loneBet.latencyMs.p50)} ms), average ${loneBet.latencyMs.avg} ms${oneRow ? `, ${round1(loneBet.latencyMs.avg / oneRow.latencyMs.p50)} x the bare one-row transaction's ${oneRow.latencyMs.p50} ms average` : ''}`,
+    });
+  }
+  return targets;
 }
 
 // ---------------------------------------------------------------------------------------------

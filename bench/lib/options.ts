@@ -1,7 +1,7 @@
 /** Benchmark options: CLI flags (`npm run bench -- --connections 32`) or BENCH_* environment variables. */
 import { parseArgs } from 'node:util';
 
-export const ALL_PATHS = ['balance', 'bet', 'replay', 'win', 'refund'] as const;
+export const ALL_PATHS = ['balance', 'bet', 'one-player', 'replay', 'win', 'refund'] as const;
 export type PathName = (typeof ALL_PATHS)[number];
 
 export interface BenchOptions {
@@ -36,7 +36,7 @@ const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME
   --duration S              seconds measured per path and per baseline (10)
   --warmup S                unmeasured seconds before each (2)
   --paths a,b               subset of ${ALL_PATHS.join(',')} (all); replay, win and refund need bets,
-                            so bet runs whenever one of them does
+                            so bet runs whenever one of them does; one-player: every bet for one player
   --no-baselines            skip the baselines (ratios left empty)
   --no-overload             skip the overload run
   --overload-duration S     (10)

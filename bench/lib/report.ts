@@ -26,17 +26,31 @@ export interface PathResult {
   notes: string[];
 }
 
-/** Which baseline each path is divided by, and the issue's target ratio (when it sets one). */
+/**
+ * Which baseline each path is divided by, and its target ratio (when one is set). Bets are measured
+ * against the bare SQL bet (issue 12), never against the wallet's own code.
+ */
 export const BASELINE_OF: Record<PathName, { baseline: string; target: number | undefined }> = {
   balance: { baseline: 'grpc-echo', target: 0.6 },
-  bet: { baseline: 'db-bet', target: 0.4 },
+  bet: { baseline: 'bare-sql', target: 0.25 },
+  'one-player': { baseline: 'bare-one-row', target: 0.5 },
   replay: { baseline: 'fastify', target: 0.6 },
-  win: { baseline: 'db-bet', target: undefined },
-  refund: { baseline: 'db-bet', target: undefined },
+  win: { baseline: 'bare-sql', target: undefined },
+  refund: { baseline: 'bare-sql', target: undefined },
 };
+
+/** Issue 12: the wallet's own bet loop against the bare SQL bet, its CPU per bet, a lone bet's latency. */
+export const DB_BET_TARGET = 0.7;
+export const WALLET_CPU_PER_BET_TARGET_US = 400;
+export const LONE_BET_TARGET_MS = 2;
 
 export const P99_TARGET_MS = 50;
 export const GATEWAY_RSS_TARGET_MB = 150;
+
+/** A number with `digits` decimals; '-' when it was not measured (NaN, e.g. pgbench's percentiles). */
+function num(value: number, digits = 0): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : '-';
+}
 
 function pad(text: string, width: number, left = false): string {
   return left ? text.padEnd(width) : text.padStart(width);
@@ -57,7 +71,7 @@ export function formatTable(paths: PathResult[], baselines: Record<string, Basel
     'gw MB',
     'wallet MB',
   ];
-  const widths = [8, 7, 7, 7, 8, 8, 10, 10, 6, 8, 6, 9];
+  const widths = [14, 7, 7, 7, 8, 8, 12, 10, 6, 8, 6, 9];
   const rows: string[][] = [];
   for (const result of paths) {
     const base = result.baseline === undefined ? undefined : baselines[result.baseline];
@@ -88,9 +102,9 @@ export function formatTable(paths: PathResult[], baselines: Record<string, Basel
     rows.push([
       `(${base.name})`,
       String(base.rps),
-      base.latencyMs.p50.toFixed(1),
-      base.latencyMs.p99.toFixed(1),
-      base.latencyMs.max.toFixed(0),
+      num(base.latencyMs.p50, 1),
+      num(base.latencyMs.p99, 1),
+      num(base.latencyMs.max),
       String(base.non2xx + base.errors),
       '',
       '',
@@ -98,7 +112,7 @@ export function formatTable(paths: PathResult[], baselines: Record<string, Basel
       '',
       '',
       '',
-      String(base.cpuUsPerRequest),
+      num(base.cpuUsPerRequest),
       base.cpuUsPerRequestEchoServer === undefined ? '' : String(base.cpuUsPerRequestEchoServer),
     ]);
   }
@@ -119,7 +133,7 @@ export function markdownTable(paths: PathResult[], baselines: Record<string, Bas
   }
   for (const base of Object.values(baselines)) {
     lines.push(
-      `| baseline ${base.name} | ${base.rps} | ${base.latencyMs.p50.toFixed(1)} | ${base.latencyMs.p99.toFixed(1)} | ${base.latencyMs.max.toFixed(0)} | ${base.non2xx + base.errors} | | | | | | ${base.cpuUsPerRequest} | ${base.cpuUsPerRequestEchoServer ?? ''} |`,
+      `| baseline ${base.name} | ${base.rps} | ${num(base.latencyMs.p50, 1)} | ${num(base.latencyMs.p99, 1)} | ${num(base.latencyMs.max)} | ${base.non2xx + base.errors} | | | | | | ${num(base.cpuUsPerRequest)} | ${base.cpuUsPerRequestEchoServer ?? ''} |`,
     );
   }
   return lines.join('\n');

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Database } from './db/database.js';
+import type { Database, QueryOptions } from './db/database.js';
 
 /** The wallet's own metrics, on a registry of its own (tests run several wallets in one process). */
 export class WalletMetrics {
@@ -21,7 +21,7 @@ export class WalletMetrics {
 
   readonly dbTransactionSeconds = new Histogram({
     name: 'wallet_db_transaction_duration_seconds',
-    help: 'Database transaction duration, BEGIN to COMMIT or ROLLBACK, by outcome',
+    help: 'Database transaction duration (BEGIN to COMMIT or ROLLBACK, or one ledger function call), by outcome',
     labelNames: ['outcome'] as const,
     buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
@@ -55,12 +55,24 @@ export class WalletMetrics {
   }
 }
 
-/** The same database, with every transaction timed into the metrics. */
+/** The same database, with every transaction (and every ledger function call) timed into the metrics. */
 export function instrumentDatabase(db: Database, metrics: WalletMetrics): Database {
   return {
     kind: db.kind,
     schema: db.schema,
-    query: (sql, params, options) => db.query(sql, params, options),
+    async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions) {
+      // A named statement is one of the ledger's calls, a transaction of its own: timed as one.
+      if (options?.name === undefined) return db.query<R>(sql, params, options);
+      const stop = metrics.dbTransactionSeconds.startTimer();
+      try {
+        const result = await db.query<R>(sql, params, options);
+        stop({ outcome: 'commit' });
+        return result;
+      } catch (error) {
+        stop({ outcome: 'rollback' });
+        throw error;
+      }
+    },
     exec: (sql) => db.exec(sql),
     close: () => db.close(),
     async transaction(fn, options) {

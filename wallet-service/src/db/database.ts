@@ -26,6 +26,11 @@ export interface TransactionOptions {
 export interface QueryOptions {
   /** Longest wait for a pool connection (PostgreSQL; default: the pool's own limit). */
   connectWaitMs?: number;
+  /**
+   * PostgreSQL: run as this named prepared statement (parsed once per connection, then only bound and
+   * executed). One name, one text.
+   */
+  name?: string;
 }
 
 /** No pool connection came within the wait: nothing ran. */

@@ -27,8 +27,9 @@ class PostgresDatabase implements Database {
   ) {}
 
   async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
+    const statement = { text: sql, values: params as unknown[] | undefined, name: options?.name };
     if (options?.connectWaitMs === undefined) {
-      const result = await this.pool.query(sql, params as unknown[] | undefined);
+      const result = await this.pool.query(statement);
       return { rows: result.rows as R[] };
     }
     let broken: Error | undefined;
@@ -37,7 +38,7 @@ class PostgresDatabase implements Database {
     };
     const client = await this.acquire(options.connectWaitMs, onError);
     try {
-      const result = await client.query(sql, params as unknown[] | undefined);
+      const result = await client.query(statement);
       return { rows: result.rows as R[] };
     } catch (error) {
       if (broken === undefined && isBrokenConnection(error)) broken = error as Error;

@@ -14,21 +14,21 @@ const schema = await createTestSchema('grpc');
 t.teardown(() => schema.drop());
 
 let slowCommitMs = 0;
-/** Called when a call reaches its COMMIT point (it then waits slowCommitMs). */
-let reachedCommit: (() => void) | undefined;
-async function start(): Promise<WalletServer> {
+/** `slowCommits`: each call waits slowCommitMs at its COMMIT point (a test seam: BEGIN … COMMIT around it). */
+async function start(options: { slowCommits?: boolean } = {}): Promise<WalletServer> {
   return startWalletServer({
     host: '127.0.0.1',
     port: 0,
     databaseUrl: schema.databaseUrl,
     schema: schema.schema,
     metricsPort: 0,
-    hooks: {
-      beforeCommit: async () => {
-        reachedCommit?.();
-        if (slowCommitMs > 0) await sleep(slowCommitMs);
-      },
-    },
+    hooks: options.slowCommits
+      ? {
+          beforeCommit: async () => {
+            if (slowCommitMs > 0) await sleep(slowCommitMs);
+          },
+        }
+      : undefined,
   });
 }
 
@@ -150,7 +150,7 @@ t.test('a duplicate after a restart gets the stored answer, declines included', 
 });
 
 t.test('the wallet reads the gRPC deadline and commits nothing once it has passed', async (t) => {
-  const wallet = await start();
+  const wallet = await start({ slowCommits: true });
   const client = walletTestClient(wallet.address);
   t.teardown(async () => {
     client.close();
@@ -241,7 +241,7 @@ t.test('metadataDeadline parses integer epoch ms; refuses malformed and absurd v
 });
 
 t.test('graceful close finishes running calls and refuses new ones', async (t) => {
-  const wallet = await start();
+  const wallet = await start({ slowCommits: true });
   const client = walletTestClient(wallet.address);
   t.teardown(() => client.close());
   await client.Deposit({ tx_id: 's-dep', user_id: 's1', currency: 'USD', amount: '20.00' });

@@ -13,11 +13,3 @@ export class DatabaseUnavailableError extends Error {
     this.name = 'DatabaseUnavailableError';
   }
 }
-
-/** Internal: a concurrent writer won a unique key between our read and our insert; run again. */
-export class RetryTransaction extends Error {
-  constructor() {
-    super('retry transaction');
-    this.name = 'RetryTransaction';
-  }
-}

@@ -1,0 +1,103 @@
+/**
+ * Baseline: the bare SQL bet, the database's own limit for one bet, measured with pgbench in the same
+ * run as the paths it is divided by. One bet is one transaction: lock a random account's row (10,000
+ * accounts), update its balance, insert a ledger row, commit (bare-sql/bare-bet.sql), prepared, at
+ * `clients` connections. The same transaction always on account 1 from one client
+ * (bare-sql/bare-bet-one-row.sql) is one player's limit: the row lock held for one round trip at a
+ * time. Tables in a schema of their own (PGOPTIONS search_path), dropped afterwards.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { BaselineResult } from '../lib/report.js';
+
+const run = promisify(execFile);
+const DIR = new URL('./bare-sql/', import.meta.url).pathname;
+
+export interface BareSqlOptions {
+  databaseUrl: string;
+  clients: number;
+  durationS: number;
+  warmupS: number;
+  /** pgbench to run (PGBENCH, else `pgbench` on the PATH). */
+  pgbench?: string;
+}
+
+export interface BareSqlResults {
+  /** The bare SQL bet at `clients` connections. */
+  bet: BaselineResult;
+  /** The bare one-row transaction at 1 client. */
+  oneRow: BaselineResult;
+}
+
+interface PgbenchRun {
+  tps: number;
+  latencyAvgMs: number;
+  failed: number;
+}
+
+/** Runs both; undefined (with the reason) when pgbench is not installed. */
+export async function bareSqlBaselines(options: BareSqlOptions): Promise<BareSqlResults | { missing: string }> {
+  const pgbench = options.pgbench ?? process.env.PGBENCH ?? 'pgbench';
+  try {
+    await run(pgbench, ['--version']);
+  } catch {
+    return { missing: `${pgbench} not found (Debian: the postgresql-NN package); the bare SQL baselines are skipped` };
+  }
+  const schema = `bare_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: options.databaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    await admin.query(`SET search_path = ${schema}`);
+    // One statement at a time: VACUUM cannot run inside the implicit transaction of a multi-statement query.
+    const statements = readFileSync(`${DIR}bare-schema.sql`, 'utf8').split(/;\s*\n/);
+    for (const statement of statements) if (statement.trim() !== '') await admin.query(statement);
+
+    const pgbenchRun = async (file: string, clients: number, seconds: number): Promise<PgbenchRun> => {
+      const args = ['-n', '-M', 'prepared', '-f', `${DIR}${file}`, '-c', String(clients)];
+      args.push('-j', String(Math.min(clients, 2)), '-T', String(seconds), options.databaseUrl);
+      const { stdout } = await run(pgbench, args, {
+        env: { ...process.env, PGOPTIONS: `-c search_path=${schema}` },
+        maxBuffer: 1 << 20,
+      });
+      const number = (pattern: RegExp) => Number(pattern.exec(stdout)?.[1] ?? NaN);
+      return {
+        tps: Math.round(number(/^tps = ([\d.]+)/m)),
+        latencyAvgMs: number(/^latency average = ([\d.]+) ms/m),
+        failed: number(/^number of failed transactions: (\d+)/m) || 0,
+      };
+    };
+    const baseline = (name: string, describe: string, result: PgbenchRun): BaselineResult => ({
+      name,
+      describe,
+      rps: result.tps,
+      cpuUsPerRequest: NaN,
+      // pgbench reports the average only: shown as p50, the percentiles are not measured.
+      latencyMs: { p50: result.latencyAvgMs, p99: NaN, max: NaN },
+      non2xx: 0,
+      errors: result.failed,
+    });
+
+    if (options.warmupS > 0) await pgbenchRun('bare-bet.sql', options.clients, options.warmupS);
+    const bet = await pgbenchRun('bare-bet.sql', options.clients, options.durationS);
+    const oneRow = await pgbenchRun('bare-bet-one-row.sql', 1, options.durationS);
+    return {
+      bet: baseline(
+        'bare-sql',
+        `the bare SQL bet (lock a random one of 10,000 accounts, update it, insert a ledger row, commit), pgbench -M prepared, ${options.clients} clients`,
+        bet,
+      ),
+      oneRow: baseline(
+        'bare-one-row',
+        'the same transaction always on one account, pgbench -M prepared, 1 client (one player’s limit)',
+        oneRow,
+      ),
+    };
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+    await admin.end();
+  }
+}
