@@ -114,12 +114,12 @@ function main() {
         '(default: PHIA_SIGNING_KEYS is unset)',
     );
     say(`  PHIA_SIGNING_KEYS=${dev.key}`);
-    // sign.js finds the key file through DATA_DIR (and the gateway through GATEWAY_PORT) like we do.
+    // phia-admin sign finds the key file through DATA_DIR (and the gateway through GATEWAY_PORT) like we do.
     const prefix = ['DATA_DIR', 'GATEWAY_PORT', 'TLS_CERT_FILE']
       .filter((name) => set(process.env[name]))
       .map((name) => `${name}=${process.env[name]} `)
       .join('');
-    say(`  sign a body with: ${prefix}node scripts/sign.js '{"user_id":"u1","currency":"USD"}' balance`);
+    say(`  sign a body with: ${prefix}npx phia-admin sign '{"user_id":"u1","currency":"USD"}' balance`);
   } else if (set(env.PHIA_SIGNING_KEYS)) {
     const count = env.PHIA_SIGNING_KEYS.split(',').filter((key) => key.trim() !== '').length;
     say(`signing keys: ${count} from PHIA_SIGNING_KEYS (not printed)`);

@@ -494,7 +494,7 @@ t.test('npm start runs scripts/start.js after the build', async (t) => {
   t.equal(rootPackage.scripts.start, 'node scripts/start.js');
   t.match(rootPackage.scripts.prestart ?? '', /npm run build/);
   t.match(rootPackage.scripts.build ?? '', /tsc -b/);
-  for (const file of ['scripts/start.js', 'scripts/sign.js', 'scripts/healthcheck.js']) {
+  for (const file of ['scripts/start.js', 'admin/bin/phia-admin.js', 'scripts/healthcheck.js']) {
     t.ok(existsSync(join(ROOT, file)), `${file} exists`);
   }
 });

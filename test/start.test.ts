@@ -1,7 +1,7 @@
 /**
  * `npm start` as a user runs it: on the embedded defaults (no DATABASE_URL, no REDIS_URL) it starts
  * the wallet and the gateway, prints where they listen and the dev key it stored, answers a bet signed
- * with scripts/sign.js, and Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops
+ * with `phia-admin sign`, and Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops
  * the gateway, then the wallet, with exit code 0. Also: a service that dies makes it exit non-zero,
  * the dev key is created once with mode 0600 and reused, and the health probe's exit codes.
  */
@@ -18,6 +18,8 @@ import { PROTO_LOADER_OPTIONS, WALLET_PROTO_PATH } from '@phia/proto';
 import t, { type Test } from 'tap';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** The installed command (admin/bin), as `npx phia-admin` runs it. */
+const ADMIN = join(ROOT, 'admin/bin/phia-admin.js');
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 // The wallet's PGlite takes a while to start on a busy machine.
@@ -128,8 +130,8 @@ t.test('npm start on the embedded defaults answers a signed bet; Ctrl-C stops bo
     game_session_id: 'g-1',
     amount: '2.50',
   });
-  const signed = spawnSync(process.execPath, ['scripts/sign.js', body, 'bet'], { cwd: ROOT, env, encoding: 'utf8' });
-  t.equal(signed.status, 0, 'sign.js finds the dev key');
+  const signed = spawnSync(process.execPath, [ADMIN, 'sign', body, 'bet'], { cwd: ROOT, env, encoding: 'utf8' });
+  t.equal(signed.status, 0, 'phia-admin sign finds the dev key');
   const signature = /X-REQUEST-SIGN: ([0-9a-f]{64})/.exec(signed.stdout)?.[1] ?? '';
   t.equal(
     signature,
@@ -209,16 +211,16 @@ t.test('the dev key is created once, mode 0600, and reused; production never get
   t.throws(() => statSync(join(prodDir, 'dev-signing-key')), 'no key file in production');
 });
 
-t.test('sign.js: first key of PHIA_SIGNING_KEYS, exact bytes, shell-safe curl', async (t) => {
+t.test('phia-admin sign: first key of PHIA_SIGNING_KEYS, exact bytes, shell-safe curl', async (t) => {
   const body = `{"action":"balance","user_id":"o'neil ü","currency":"USD"}`;
   const env = { ...process.env, PHIA_SIGNING_KEYS: ' k1 , k2', GATEWAY_URL: 'http://gw.example:9000/' };
-  const sigOnly = spawnSync(process.execPath, ['scripts/sign.js', body, '--sig-only'], {
+  const sigOnly = spawnSync(process.execPath, [ADMIN, 'sign', body, '--sig-only'], {
     cwd: ROOT,
     env,
     encoding: 'utf8',
   });
   t.equal(sigOnly.stdout.trim(), createHmac('sha256', 'k1').update(body, 'utf8').digest('hex'));
-  const full = spawnSync(process.execPath, ['scripts/sign.js', body], { cwd: ROOT, env, encoding: 'utf8' });
+  const full = spawnSync(process.execPath, [ADMIN, 'sign', body], { cwd: ROOT, env, encoding: 'utf8' });
   t.match(full.stdout, "curl -sS -X POST 'http://gw.example:9000/phia'", 'single endpoint for a body with action');
   // The quoted body, run through a shell, is byte for byte the signed body.
   const quoted = /--data-binary (.*)$/m.exec(full.stdout)?.[1] ?? '';
@@ -226,15 +228,15 @@ t.test('sign.js: first key of PHIA_SIGNING_KEYS, exact bytes, shell-safe curl', 
   t.equal(echoed, body);
   const file = join(tempDir(t), 'body.json');
   writeFileSync(file, body);
-  const fromFile = spawnSync(process.execPath, ['scripts/sign.js', `@${file}`, '--sig-only'], {
+  const fromFile = spawnSync(process.execPath, [ADMIN, 'sign', `@${file}`, '--sig-only'], {
     cwd: ROOT,
     env,
     encoding: 'utf8',
   });
   t.equal(fromFile.stdout, sigOnly.stdout, '@file signs the same bytes');
-  const bad = spawnSync(process.execPath, ['scripts/sign.js', body, 'deposit'], { cwd: ROOT, env, encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [ADMIN, 'sign', body, 'deposit'], { cwd: ROOT, env, encoding: 'utf8' });
   t.equal(bad.status, 2, 'unknown action refused');
-  const noKey = spawnSync(process.execPath, ['scripts/sign.js', body], {
+  const noKey = spawnSync(process.execPath, [ADMIN, 'sign', body], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, DATA_DIR: tempDir(t) },
     encoding: 'utf8',

@@ -12,7 +12,7 @@ import {
   type WalletTls,
 } from '@phia/proto';
 import { openDatabase, type Database } from './db/index.js';
-import { walletHandlers } from './grpc/handlers.js';
+import { adminHandlers, walletHandlers } from './grpc/handlers.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
 import { describeDatabaseUrl } from './logger.js';
 import { instrumentDatabase, WalletMetrics } from './metrics.js';
@@ -70,12 +70,36 @@ function serverCredentials(tls: WalletTls | undefined): grpc.ServerCredentials {
   return grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
 }
 
+/** Adds a service whose methods answer UNAVAILABLE until `ready()` gives their handlers. */
+function addUntilReady(
+  server: grpc.Server,
+  service: grpc.ServiceDefinition,
+  ready: () => grpc.UntypedServiceImplementation | undefined,
+): void {
+  server.addService(
+    service,
+    Object.fromEntries(
+      Object.keys(service).map((name) => [
+        name,
+        (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const handler = ready()?.[name] as grpc.handleUnaryCall<unknown, unknown> | undefined;
+          if (handler !== undefined) {
+            handler(call, callback);
+            return;
+          }
+          callback({ code: grpc.status.UNAVAILABLE, details: 'wallet starting: the database is not ready' });
+        },
+      ]),
+    ),
+  );
+}
+
 export async function startWalletServer(options: WalletServerOptions = {}): Promise<WalletServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const metrics = new WalletMetrics(options.collectDefaultMetrics === true);
   const packageDefinition = loadWalletPackageDefinition();
   const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
-    wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+    wallet: { v1: { Wallet: grpc.ServiceClientConstructor; Admin: grpc.ServiceClientConstructor } };
   };
 
   // Health starts NOT_SERVING and turns SERVING once the database is ready.
@@ -86,24 +110,12 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
   // The Wallet service is there from the first moment the port is open, answering UNAVAILABLE until
   // the ledger is ready (callers then retry or void, as for a wallet that is down), never
   // UNIMPLEMENTED, which a gateway must take for a fault of its own.
-  const started: { handlers?: grpc.UntypedServiceImplementation } = {};
-  const walletService = loaded.wallet.v1.Wallet.service;
-  server.addService(
-    walletService,
-    Object.fromEntries(
-      Object.keys(walletService).map((name) => [
-        name,
-        (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-          const ready = started.handlers?.[name] as grpc.handleUnaryCall<unknown, unknown> | undefined;
-          if (ready !== undefined) {
-            ready(call, callback);
-            return;
-          }
-          callback({ code: grpc.status.UNAVAILABLE, details: 'wallet starting: the database is not ready' });
-        },
-      ]),
-    ),
-  );
+  // The services are there from the first moment the port is open, answering UNAVAILABLE until the
+  // ledger is ready (callers then retry or void, as for a wallet that is down), never UNIMPLEMENTED,
+  // which a gateway must take for a fault of its own.
+  const started: { wallet?: grpc.UntypedServiceImplementation; admin?: grpc.UntypedServiceImplementation } = {};
+  addUntilReady(server, loaded.wallet.v1.Wallet.service, () => started.wallet);
+  addUntilReady(server, loaded.wallet.v1.Admin.service, () => started.admin);
 
   const host = options.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) => {
@@ -138,7 +150,8 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     commitMarginMs: options.commitMarginMs,
     hooks: options.hooks,
   });
-  started.handlers = walletHandlers(ledger, { logger, metrics });
+  started.wallet = walletHandlers(ledger, { logger, metrics });
+  started.admin = adminHandlers(ledger, { logger, metrics });
   health.setStatus('', 'SERVING');
   health.setStatus(WALLET_SERVICE_NAME, 'SERVING');
 

@@ -119,3 +119,26 @@ export function walletHandlers(
     GetTransaction: unary('GetTransaction', (req) => ledger.getTransaction(req), deps),
   };
 }
+
+/** The operators' reads (wallet.v1.Admin): none moves money. */
+export function adminHandlers(
+  ledger: Ledger,
+  deps: { logger: Logger; metrics: WalletMetrics },
+): grpc.UntypedServiceImplementation {
+  return {
+    GetAccount: unary('GetAccount', (req) => ledger.getAccount(req), deps),
+    ListEntries: unary('ListEntries', async (req) => ({ entries: await ledger.listEntries(req) }), deps),
+    CheckBooks: unary(
+      'CheckBooks',
+      async () => {
+        const books = await ledger.checkBooks();
+        return {
+          unbalanced_currencies: books.unbalancedCurrencies,
+          drifted_accounts: books.driftedAccounts,
+          negative_accounts: books.negativeAccounts.map((account) => ({ ...account, entries: account.balance })),
+        };
+      },
+      deps,
+    ),
+  };
+}

@@ -10,13 +10,23 @@ import type { MoneyKind } from '@phia/proto';
 import type { Database } from '../db/database.js';
 import { LedgerCore, type CallContext, type LedgerOptions } from './core.js';
 import { moneyRequest, type MoneyAnswer, type MoneyInput } from './money.js';
-import { checkBooks, getBalance, getTransaction, type BooksReport, type TransactionRecord } from './reads.js';
+import {
+  checkBooks,
+  getAccount,
+  getBalance,
+  getTransaction,
+  listEntries,
+  type AccountRecord,
+  type BooksReport,
+  type EntryRecord,
+  type TransactionRecord,
+} from './reads.js';
 import { closeSession, openSession, setAccountStatus } from './sessions.js';
 import { voidTransaction, type VoidAnswer, type VoidInput } from './voids.js';
 
 export type { CallContext, LedgerHooks, LedgerOptions } from './core.js';
 export type { MoneyAnswer, MoneyInput } from './money.js';
-export type { BooksReport, TransactionRecord } from './reads.js';
+export type { AccountRecord, BooksReport, EntryRecord, TransactionRecord } from './reads.js';
 export type { VoidAnswer, VoidInput, VoidOutcome } from './voids.js';
 export type { MoneyKind };
 
@@ -41,6 +51,14 @@ export class Ledger {
   /** The double-entry invariants; tests and the chaos harness assert all three lists are empty. */
   checkBooks(): Promise<BooksReport> {
     return checkBooks(this.core);
+  }
+
+  getAccount(input: { user_id: string; currency: string }): Promise<AccountRecord> {
+    return getAccount(this.core, input);
+  }
+
+  listEntries(input: { kind: string; tx_id: string }): Promise<EntryRecord[]> {
+    return listEntries(this.core, input);
   }
 
   bet(input: MoneyInput, ctx: CallContext = {}): Promise<MoneyAnswer> {

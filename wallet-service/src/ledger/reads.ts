@@ -169,3 +169,81 @@ function sessionProblem(session: SessionFacts | undefined, userId: string, curre
   if (session.user_id !== userId || session.currency !== currency) return 'WRONG_SESSION';
   return undefined;
 }
+
+export interface AccountRecord {
+  user_id: string;
+  currency: string;
+  balance: string;
+  blocked: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A player account, for operators. */
+export async function getAccount(
+  core: LedgerCore,
+  input: { user_id: string; currency: string },
+): Promise<AccountRecord> {
+  const userId = field(input, 'user_id', true);
+  const decimals = currencyDecimals(core.currencies, input.currency);
+  const found = await core.db.query<{ balance: string; blocked: boolean; created_at: string; updated_at: string }>(
+    `SELECT balance::text, blocked, created_at::text, updated_at::text FROM accounts
+     WHERE owner_kind = 'player' AND user_id = $1 AND currency = $2`,
+    [userId, input.currency],
+  );
+  const row = found.rows[0];
+  if (!row) throw new PhiaError('ACCOUNT_NOT_FOUND');
+  return {
+    user_id: userId,
+    currency: input.currency,
+    balance: formatAmount(unitsFromSql(row.balance, decimals), decimals),
+    blocked: row.blocked,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
+}
+
+export interface EntryRecord {
+  account: 'player' | 'house' | 'cashier';
+  user_id: string;
+  currency: string;
+  amount: string;
+  created_at: string;
+}
+
+/** The entries a transaction booked, in booking order (a void's reversal comes after them). */
+export async function listEntries(core: LedgerCore, input: { kind: string; tx_id: string }): Promise<EntryRecord[]> {
+  const kind = ledgerKind(input.kind);
+  const txId = field(input, 'tx_id', true);
+  const found = await core.db.query<{
+    found: boolean;
+    account: EntryRecord['account'] | null;
+    user_id: string | null;
+    currency: string | null;
+    amount: string | null;
+    created_at: string | null;
+  }>(
+    `SELECT true AS found, a.owner_kind AS account, a.user_id, a.currency, e.amount::text, e.created_at::text
+     FROM transactions t LEFT JOIN entries e ON e.transaction_id = t.id LEFT JOIN accounts a ON a.id = e.account_id
+     WHERE t.kind = $1 AND t.tx_id = $2 ORDER BY e.id`,
+    [kind, txId],
+  );
+  if (found.rows.length === 0) throw new PhiaError('ACCOUNT_NOT_FOUND', 'no such transaction');
+  return found.rows.flatMap((row) => {
+    if (row.account === null || row.currency === null || row.amount === null || row.created_at === null) return [];
+    const decimals = core.currencies.get(row.currency) ?? 0;
+    return [
+      {
+        account: row.account,
+        user_id: row.user_id ?? '',
+        currency: row.currency,
+        amount: signedAmount(unitsFromSql(row.amount, decimals), decimals),
+        created_at: new Date(row.created_at).toISOString(),
+      },
+    ];
+  });
+}
+
+function signedAmount(units: bigint, decimals: number): string {
+  return units < 0n ? `-${formatAmount(-units, decimals)}` : formatAmount(units, decimals);
+}
