@@ -147,13 +147,23 @@ function isBrokenConnection(error: unknown): boolean {
   return typeof code !== 'string' || code.startsWith('08') || code.startsWith('57P');
 }
 
+/**
+ * Settings of every wallet connection. A ledger call is one statement that commits by itself, so a
+ * wallet that dies after sending it would otherwise still commit it (when a lock it waits for is
+ * released, say), answered to no one: PostgreSQL checks every 10 ms that the client is still there
+ * (client_connection_check_interval, PostgreSQL 14 and later) and rolls the statement back if not.
+ */
+export function connectionOptions(schema: string): string {
+  return `-c search_path=${assertSchemaName(schema)} -c client_connection_check_interval=10`;
+}
+
 export async function openPostgres(options: PostgresOptions): Promise<Database> {
   const schema = assertSchemaName(options.schema);
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize ?? 16,
     application_name: options.applicationName ?? 'phia-wallet',
-    options: `-c search_path=${schema}`,
+    options: connectionOptions(schema),
     connectionTimeoutMillis: 3000,
     idleTimeoutMillis: 30_000,
   });

@@ -2,8 +2,10 @@
  * Deadlines on the one-statement path (no test hooks): the function's lock waits end at the deadline,
  * and its last step refuses to commit once the deadline (less the margin) has passed.
  */
+import pg from 'pg';
 import t, { type Test } from 'tap';
-import { openTestLedger, outcomeCode } from '../test-helpers/ledger.js';
+import { connectionOptions } from '../db/postgres.js';
+import { openTestLedger, outcomeCode, sleep } from '../test-helpers/ledger.js';
 import { DeadlineExceededError } from './errors.js';
 
 const { ledger, schema, close } = await openTestLedger('deadline');
@@ -66,5 +68,31 @@ t.test('a deadline too close to start sends nothing', async (t) => {
   const user = await fundedPlayer();
   const bet = betOf(user);
   await t.rejects(ledger.bet(bet, { deadline: Date.now() + 10 }), DeadlineExceededError);
+  await nothingStored(t, user, bet.tx_id);
+});
+
+t.test('a call whose wallet died while it waited for a lock is rolled back, not committed later', async (t) => {
+  const user = await fundedPlayer();
+  const holder = await schema.pool.connect();
+  t.teardown(() => holder.release());
+  await holder.query('BEGIN');
+  await holder.query(`SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 FOR UPDATE`, [user]);
+  // The call as the wallet sends it, on a connection with the wallet's settings; then the wallet "dies".
+  const wallet = new pg.Client({ connectionString: schema.databaseUrl, options: connectionOptions(schema.schema) });
+  wallet.on('error', () => {});
+  await wallet.connect();
+  const bet = betOf(user);
+  const sent = wallet
+    .query(
+      `SELECT * FROM wallet_money('bet', $1, $2, 'USD', 10, 'r', 'g', NULL, NULL, NULL, NULL, 'print', 10000, NULL)`,
+      [bet.tx_id, user],
+    )
+    .catch(() => undefined);
+  await sleep(200);
+  (wallet as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  await sent;
+  await sleep(200);
+  await holder.query('ROLLBACK');
+  await sleep(300);
   await nothingStored(t, user, bet.tx_id);
 });
