@@ -178,34 +178,3 @@ export function errorAnswer(code: ErrorCode): ErrorAnswerT {
 
 /** Answer for a path that is not a PHIA endpoint (not a contract code: PHIA never calls it). */
 export const NOT_FOUND_ANSWER: ErrorAnswerT = { error: 'not found', code: 'NOT_FOUND' };
-
-/**
- * Codes that the wallet decided and stored durably (rule 7): a duplicate gets the same answer from
- * the wallet, nothing to undo. Any other non-200 answer to a money request (timeout, unavailable,
- * internal fault) was not decided by the ledger, and the gateway voids the request (rule 5).
- */
-const LEDGER_DECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'INVALID_REQUEST',
-  'SESSION_NOT_FOUND',
-  'WRONG_SESSION',
-  'INSUFFICIENT_FUNDS',
-  'PLAYER_BLOCKED',
-  'ACCOUNT_NOT_FOUND',
-  'IDEMPOTENCY_MISMATCH',
-  'REQUEST_IN_PROGRESS',
-  'BET_REFUNDED',
-  'BET_NOT_APPLIED',
-  'REFUND_EXCEEDS_BET',
-]);
-
-/**
- * A decline that is the key's final answer: decided and stored by the wallet, the same for every copy
- * (the two 409s for a reused or still running key belong to one request, not to the key).
- */
-export function isFinalDecline(code: ErrorCode): boolean {
-  return LEDGER_DECIDED.has(code) && code !== 'IDEMPOTENCY_MISMATCH' && code !== 'REQUEST_IN_PROGRESS';
-}
-
-export function needsVoid(code: ErrorCode): boolean {
-  return !LEDGER_DECIDED.has(code);
-}
