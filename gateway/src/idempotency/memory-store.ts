@@ -37,10 +37,6 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     this.#sweeper.unref();
   }
 
-  get size(): number {
-    return this.#answers.size;
-  }
-
   async begin(key: string, fingerprint: string, options: BeginOptions): Promise<BeginResult> {
     let waited = false;
     for (;;) {

@@ -74,8 +74,6 @@ export interface RedisIdempotencyStoreOptions {
   keyPrefix: string;
   /** How long an answer is kept for replay (IDEMPOTENCY_TTL_SECONDS). */
   ttlSeconds: number;
-  /** Close the client on close() (when the store owns it). */
-  ownsClient?: boolean;
   onError?: (error: Error, operation: string) => void;
 }
 
@@ -84,14 +82,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #redis: Redis & IdempotencyCommands;
   readonly #prefix: string;
   readonly #ttlMs: number;
-  readonly #ownsClient: boolean;
   readonly #onError: (error: Error, operation: string) => void;
 
   constructor(options: RedisIdempotencyStoreOptions) {
     this.#redis = defineCommands(options.redis);
     this.#prefix = options.keyPrefix;
     this.#ttlMs = options.ttlSeconds * 1000;
-    this.#ownsClient = options.ownsClient ?? false;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -163,12 +159,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async close(): Promise<void> {
-    if (!this.#ownsClient) return;
-    try {
-      await this.#redis.quit();
-    } catch {
-      this.#redis.disconnect();
-    }
-  }
+  /** The client belongs to the app, which closes it. */
+  async close(): Promise<void> {}
 }

@@ -5,7 +5,17 @@
  * OpenAPI file later is a one-file change.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ERRORS, MAX_AMOUNT_INTEGER_DIGITS, MAX_DECIMALS, type ErrorCode, type MoneyKind } from '@phia/proto';
+import {
+  ERRORS,
+  formatAmount,
+  isErrorCode,
+  MAX_AMOUNT_INTEGER_DIGITS,
+  MAX_DECIMALS,
+  parseBalance,
+  PhiaError,
+  type ErrorCode,
+  type MoneyKind,
+} from '@phia/proto';
 
 /** The four PHIA request types. */
 export const ACTIONS = ['balance', 'bet', 'win', 'refund'] as const;
@@ -178,3 +188,47 @@ export function errorAnswer(code: ErrorCode): ErrorAnswerT {
 
 /** Answer for a path that is not a PHIA endpoint (not a contract code: PHIA never calls it). */
 export const NOT_FOUND_ANSWER: ErrorAnswerT = { error: 'not found', code: 'NOT_FOUND' };
+
+/** An answer as sent: status and exact body text (what is stored and replayed), and its code. */
+export interface Answer {
+  status: number;
+  body: string;
+  /** `ok` or the contract code answered. */
+  code: ErrorCode | 'ok';
+  /** Sent from the idempotency store (a copy). */
+  replayed: boolean;
+}
+
+export function okAnswer(body: BalanceAnswerT | MoneyAnswerT): Answer {
+  // Fixed key order: the text is what gets stored and replayed.
+  const text =
+    'tx_id' in body
+      ? JSON.stringify({ balance: body.balance, currency: body.currency, tx_id: body.tx_id })
+      : JSON.stringify({ balance: body.balance, currency: body.currency });
+  return { status: 200, body: text, code: 'ok', replayed: false };
+}
+
+export function errorToAnswer(code: ErrorCode): Answer {
+  return { status: httpStatusOf(code), body: JSON.stringify(errorAnswer(code)), code, replayed: false };
+}
+
+/** The wallet's balance, checked and given exactly the currency's decimals. */
+export function walletBalance(text: unknown, decimals: number): string {
+  if (typeof text !== 'string') throw new PhiaError('INTERNAL', 'wallet reply without balance');
+  try {
+    return formatAmount(parseBalance(text, decimals), decimals);
+  } catch {
+    throw new PhiaError('INTERNAL', `wallet reply with malformed balance "${text}"`);
+  }
+}
+
+/** The code of a stored answer (for logs and metrics of replays). */
+export function codeFromBody(answer: { status: number; body: string }): ErrorCode | 'ok' {
+  if (answer.status === 200) return 'ok';
+  try {
+    const code = (JSON.parse(answer.body) as { code?: unknown }).code;
+    return isErrorCode(code) ? code : 'INTERNAL';
+  } catch {
+    return 'INTERNAL';
+  }
+}

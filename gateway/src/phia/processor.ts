@@ -9,31 +9,31 @@ import { randomUUID } from 'node:crypto';
 import {
   answerClass,
   currencyDecimals,
-  formatAmount,
   isErrorCode,
   moneyFingerprint,
   normalizeAmount,
-  parseBalance,
   PhiaError,
   type CurrencyTable,
   type ErrorCode,
   type MoneyKind,
 } from '@phia/proto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { IdempotencyStore, StoredAnswer } from '../idempotency/store.js';
-import { idempotencyKey } from '../idempotency/store.js';
+import { idempotencyKey, type IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { VoidQueue } from '../voids/queue.js';
 import type { TransactionReply, WalletClient } from '../wallet-client/client.js';
 import {
-  errorAnswer,
-  httpStatusOf,
+  codeFromBody,
+  errorToAnswer,
+  okAnswer,
+  walletBalance,
   WALLET_METHOD,
-  type BalanceAnswerT,
+  type Answer,
   type BalanceBodyT,
-  type MoneyAnswerT,
   type MoneyBodyT,
 } from './contract.js';
+
+export type { Answer } from './contract.js';
 
 /** S: an undecided failure is settled with the ledger until arrival + this (PHIA gives up at 6 s). */
 export const SETTLE_BUDGET_MS = 5250;
@@ -43,13 +43,6 @@ export const COPY_WAIT_MS = 5500;
 export const LOCK_TTL_MS = 8000;
 /** S: the pause between two settle attempts while the wallet is out of reach. */
 const SETTLE_RETRY_MS = 100;
-
-export interface Answer extends StoredAnswer {
-  /** `ok` or the contract code answered. */
-  code: ErrorCode | 'ok';
-  /** Sent from the idempotency store (a copy). */
-  replayed: boolean;
-}
 
 export interface ProcessorOptions {
   wallet: WalletClient;
@@ -66,9 +59,6 @@ export interface RequestContext {
   arrivedAt?: number;
 }
 
-/** An answer given under the key: `settled` by the ledger (S), or with its void queued (O1, O3). */
-type KeyAnswer = Answer & { settled?: boolean; voided?: 'durable' | 'memory' };
-
 interface MoneyRequest {
   kind: MoneyKind;
   body: MoneyBodyT;
@@ -77,29 +67,6 @@ interface MoneyRequest {
   decimals: number;
   fingerprint: string;
   arrivedAt: number;
-}
-
-function okAnswer(body: BalanceAnswerT | MoneyAnswerT): Answer {
-  // Fixed key order: the text is what gets stored and replayed.
-  const text =
-    'tx_id' in body
-      ? JSON.stringify({ balance: body.balance, currency: body.currency, tx_id: body.tx_id })
-      : JSON.stringify({ balance: body.balance, currency: body.currency });
-  return { status: 200, body: text, code: 'ok', replayed: false };
-}
-
-export function errorToAnswer(code: ErrorCode): Answer {
-  return { status: httpStatusOf(code), body: JSON.stringify(errorAnswer(code)), code, replayed: false };
-}
-
-/** The wallet's balance, checked and given exactly the currency's decimals. */
-function walletBalance(text: unknown, decimals: number): string {
-  if (typeof text !== 'string') throw new PhiaError('INTERNAL', 'wallet reply without balance');
-  try {
-    return formatAmount(parseBalance(text, decimals), decimals);
-  } catch {
-    throw new PhiaError('INTERNAL', `wallet reply with malformed balance "${text}"`);
-  }
 }
 
 function codeOf(error: unknown): ErrorCode {
@@ -180,40 +147,35 @@ export class PhiaProcessor {
         break;
     }
 
-    let answer: KeyAnswer;
+    let answer: Answer;
+    let then: 'complete' | 'release' | 'keep';
     try {
-      answer = await this.#withKey(request, ctx);
+      [answer, then] = await this.#withKey(request, ctx);
     } catch (error) {
       // Unexpected (the wallet calls never throw): free the key for the next copy.
       await this.#o.store.release(key, begin.token);
       throw error;
     }
-    // O3: the lock holds copies off until the void moves to Redis with its answer (the in-process
-    // store keeps that answer already).
-    if (answer.voided === 'memory' && this.#o.store.name !== 'memory') return answer;
-    const answerKind = answer.code === 'ok' ? 'decided' : answerClass(answer.code);
-    if (
-      answer.voided !== undefined ||
-      answerKind === 'request' ||
-      (answerKind === 'undecided' && answer.settled !== true)
-    ) {
-      // O1 (its answer is stored with the void), R9 and S's mismatch: not the key's decided answer.
-      await this.#o.store.release(key, begin.token);
-    } else if (!(await this.#o.store.complete(key, begin.token, fingerprint, answer))) {
-      // The lock expires; copies then get the ledger's answer (R2, R3).
-      metrics?.storeBypass.inc({ operation: 'complete' });
+    if (then === 'release') await this.#o.store.release(key, begin.token);
+    if (then === 'complete' && !(await this.#o.store.complete(key, begin.token, fingerprint, answer))) {
+      metrics?.storeBypass.inc({ operation: 'complete' }); // the lock expires, the ledger answers copies (R2, R3)
     }
     return answer;
   }
 
-  /** The key is ours: the wallet call, and S when it fails undecided. */
-  async #withKey(request: MoneyRequest, ctx: RequestContext): Promise<KeyAnswer> {
+  /** The key is ours: the wallet call, S when it fails undecided, and what becomes of the key. */
+  async #withKey(request: MoneyRequest, ctx: RequestContext): Promise<[Answer, 'complete' | 'release' | 'keep']> {
     const attemptId = randomUUID();
     const first = await this.#callWallet(request, attemptId, ctx);
-    if (first.code === 'ok' || answerClass(first.code) !== 'undecided') return first; // R1-R3 decided, R9
-    const settled = await this.#settle(request, first.code, attemptId, true, ctx); // S
-    if (settled !== undefined) return settled;
-    return { ...first, voided: await this.#queueVoid(request, first.code, attemptId, ctx) }; // S → O1, O3
+    const firstClass = first.code === 'ok' ? 'decided' : answerClass(first.code);
+    if (firstClass === 'decided') return [first, 'complete']; // R1-R3
+    if (firstClass === 'request') return [first, 'release']; // R9: the answer of this request only
+    const settled = await this.#settle(request, first.code as ErrorCode, attemptId, true, ctx); // S
+    if (settled !== undefined) return [settled, settled.code === 'IDEMPOTENCY_MISMATCH' ? 'release' : 'complete'];
+    const where = await this.#queueVoid(request, first.code as ErrorCode, attemptId, ctx); // S → O1
+    // O3: the lock holds copies off until the void moves to Redis with its answer (the in-process
+    // store keeps that answer already).
+    return [first, where === 'memory' && this.#o.store.name !== 'memory' ? 'keep' : 'release'];
   }
 
   /**
@@ -243,11 +205,10 @@ export class PhiaProcessor {
     attemptId: string,
     withStore: boolean,
     ctx: RequestContext,
-  ): Promise<KeyAnswer | undefined> {
+  ): Promise<Answer | undefined> {
     const { kind, body, fingerprint } = request;
     const until = request.arrivedAt + SETTLE_BUDGET_MS;
     const deadline = () => Math.min(this.#o.wallet.deadlineMs, until - Date.now());
-    const settled = (answer: Answer): KeyAnswer => ({ ...answer, settled: true });
     let outcome: string | undefined;
     while (until - Date.now() > 0) {
       try {
@@ -257,11 +218,11 @@ export class PhiaProcessor {
             { requestId: ctx.requestId, deadlineMs: deadline() },
           )
         ).outcome;
-        if (outcome === 'not_matching') return settled(errorToAnswer('IDEMPOTENCY_MISMATCH')); // N4
+        if (outcome === 'not_matching') return errorToAnswer('IDEMPOTENCY_MISMATCH'); // N4
         // N3: another attempt's outcome, final only if no void of that attempt waits in an outbox
         // this gateway cannot read.
         if (!withStore && (outcome === 'kept' || outcome === 'declined')) {
-          return settled(errorToAnswer('REQUEST_IN_PROGRESS'));
+          return errorToAnswer('REQUEST_IN_PROGRESS');
         }
         const record = await this.#o.wallet.call(
           'GetTransaction',
@@ -269,7 +230,7 @@ export class PhiaProcessor {
           { requestId: ctx.requestId, deadlineMs: deadline() },
         );
         const answer = this.#ledgerAnswer(record);
-        if (answer !== undefined) return settled(answer); // S, N1, N2
+        if (answer !== undefined) return answer; // S, N1, N2
         ctx.log.error({ kind, tx_id: body.tx_id, status: record.status }, 'ledger row without an answer');
         return undefined;
       } catch (error) {
@@ -350,19 +311,7 @@ export class PhiaProcessor {
   }
 
   #logWalletError(error: unknown, ctx: RequestContext, action: string): void {
-    const code = codeOf(error);
-    const detail = error instanceof PhiaError ? error.detail : String(error);
+    const [code, detail] = [codeOf(error), error instanceof PhiaError ? error.detail : String(error)];
     ctx.log[answerClass(code) === 'undecided' ? 'warn' : 'debug']({ action, code, detail }, 'wallet call failed');
-  }
-}
-
-/** The code of a stored answer (for logs and metrics of replays). */
-function codeFromBody(answer: StoredAnswer): ErrorCode | 'ok' {
-  if (answer.status === 200) return 'ok';
-  try {
-    const code = (JSON.parse(answer.body) as { code?: unknown }).code;
-    return isErrorCode(code) ? code : 'INTERNAL';
-  } catch {
-    return 'INTERNAL';
   }
 }

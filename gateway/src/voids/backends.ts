@@ -5,7 +5,7 @@
  * Redis down at the moment a void was due).
  */
 import type { Redis } from 'ioredis';
-import type { ErrorCode, MoneyKind } from '@phia/proto';
+import { isErrorCode, type ErrorCode, type MoneyKind } from '@phia/proto';
 import { answerKey } from '../idempotency/redis-store.js';
 import { idempotencyKey, type AnswerRecord } from '../idempotency/store.js';
 import { errorAnswer, httpStatusOf } from '../phia/contract.js';
@@ -63,24 +63,11 @@ function member(job: VoidJob): string {
 
 function parseMember(text: string): VoidJob | undefined {
   try {
-    const [kind, txId, code, fingerprint, attemptId] = JSON.parse(text) as [
-      MoneyKind,
-      string,
-      ErrorCode,
-      string?,
-      string?,
-    ];
-    if (typeof kind === 'string' && typeof txId === 'string' && typeof code === 'string') {
-      return {
-        kind,
-        tx_id: txId,
-        error_code: code,
-        fingerprint: typeof fingerprint === 'string' ? fingerprint : '',
-        attempt_id: typeof attemptId === 'string' ? attemptId : '',
-      };
-    }
+    const [kind, tx_id, error_code, fingerprint, attempt_id] = JSON.parse(text) as string[];
+    const job = { kind, tx_id, error_code, fingerprint: fingerprint ?? '', attempt_id: attempt_id ?? '' };
+    if (typeof kind === 'string' && typeof tx_id === 'string' && isErrorCode(error_code)) return job as VoidJob;
   } catch {
-    // fall through
+    // not written by this code
   }
   return undefined;
 }
@@ -127,11 +114,6 @@ export class MemoryVoidBackend implements VoidBackend {
   async done(job: VoidJob): Promise<void> {
     this.#jobs.delete(member(job));
     this.#answers?.drop(idempotencyKey(job.kind, job.tx_id), job.attempt_id);
-  }
-
-  /** Forgets a job without touching answers (it moved to Redis). */
-  forget(job: VoidJob): void {
-    this.#jobs.delete(member(job));
   }
 
   async retry(job: VoidJob, dueAt: number): Promise<void> {

@@ -55,16 +55,12 @@ function jobKey(job: VoidJob): string {
   return [job.kind, job.tx_id, job.attempt_id, job.fingerprint].join('\u0000');
 }
 
+type Tuning = 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs' | 'batchSize';
+
 export class VoidQueue {
-  readonly #send: VoidQueueOptions['send'];
   readonly #durable: VoidBackend | undefined;
   readonly #memory: MemoryVoidBackend;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
-  readonly #pollIntervalMs: number;
-  readonly #leaseMs: number;
-  readonly #batchSize: number;
-  readonly #options: VoidQueueOptions;
+  readonly #options: VoidQueueOptions & Required<Pick<VoidQueueOptions, Tuning>>;
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -74,17 +70,18 @@ export class VoidQueue {
   readonly #unappliable = new Set<string>();
 
   constructor(options: VoidQueueOptions) {
-    this.#options = options;
-    this.#send = options.send;
+    // maxDelayMs short: a void waits mostly for a wallet that is down; once it is back, the void
+    // should land before the player's next requests can spend what it undoes (docs/idempotency.md, E).
+    this.#options = {
+      baseDelayMs: 200,
+      maxDelayMs: 1000,
+      pollIntervalMs: 500,
+      leaseMs: 10_000,
+      batchSize: 50,
+      ...options,
+    };
     this.#durable = options.durable;
     this.#memory = new MemoryVoidBackend(options.answers);
-    this.#baseDelayMs = options.baseDelayMs ?? 200;
-    // Short: a void waits mostly for a wallet that is down; once it is back, the void should land
-    // before the player's next requests can spend what it undoes (docs/idempotency.md, E).
-    this.#maxDelayMs = options.maxDelayMs ?? 1000;
-    this.#pollIntervalMs = options.pollIntervalMs ?? 500;
-    this.#leaseMs = options.leaseMs ?? 10_000;
-    this.#batchSize = options.batchSize ?? 50;
   }
 
   /**
@@ -113,7 +110,7 @@ export class VoidQueue {
     if (this.#durable === undefined) return;
     for (const job of this.#memory.jobs()) {
       await this.#durable.add(job, Date.now());
-      this.#memory.forget(job);
+      await this.#memory.done(job); // with Redis the in-process backend holds no answers
     }
   }
 
@@ -148,7 +145,7 @@ export class VoidQueue {
 
   /** The delay before attempt `attempts + 1`. */
   backoff(attempts: number): number {
-    const raw = Math.min(this.#baseDelayMs * 2 ** Math.max(attempts - 1, 0), this.#maxDelayMs);
+    const raw = Math.min(this.#options.baseDelayMs * 2 ** Math.max(attempts - 1, 0), this.#options.maxDelayMs);
     return Math.round(raw * (0.8 + Math.random() * 0.4));
   }
 
@@ -162,39 +159,32 @@ export class VoidQueue {
     }
     const backends = this.#durable === undefined ? [this.#memory] : [this.#durable, this.#memory];
     for (const backend of backends) {
+      const backendError = (error: unknown) => this.#options.onBackendError?.(backend.name, error);
       let claimed;
       try {
-        claimed = await backend.claimDue(Date.now(), this.#batchSize, this.#leaseMs);
+        claimed = await backend.claimDue(Date.now(), this.#options.batchSize, this.#options.leaseMs);
       } catch (error) {
-        this.#options.onBackendError?.(backend.name, error);
+        backendError(error);
         continue;
       }
       await Promise.all(
         claimed.map(async ({ job, attempts }) => {
           let result: unknown;
           try {
-            result = await this.#send(job);
+            result = await this.#options.send(job);
           } catch (error) {
             this.#options.onFailed?.(job, attempts, error);
             const refusal = walletRefusedVoid(error);
             if (refusal !== undefined) this.#reportUnappliable(job, attempts, refusal);
-            try {
-              await backend.retry(job, Date.now() + this.backoff(attempts));
-            } catch (backendError) {
-              // The lease expires by itself; the job comes back then.
-              this.#options.onBackendError?.(backend.name, backendError);
-            }
+            // On a backend failure the lease expires by itself; the job comes back then.
+            await backend.retry(job, Date.now() + this.backoff(attempts)).catch(backendError);
             return;
           }
           delivered++;
           this.#unappliable.delete(jobKey(job));
           this.#options.onDelivered?.(job, attempts, result);
-          try {
-            await backend.done(job); // O1: from now on the ledger answers copies
-          } catch (backendError) {
-            // Delivered but not removed: it will be sent again, and Void is idempotent.
-            this.#options.onBackendError?.(backend.name, backendError);
-          }
+          // O1: from now on the ledger answers copies. Not removed: sent again (Void is idempotent).
+          await backend.done(job).catch(backendError);
         }),
       );
     }
@@ -222,9 +212,9 @@ export class VoidQueue {
       // A full batch delivered: more are likely due (a backlog after an outage or an overload), so the
       // next pass starts at once instead of after the poll interval (which capped delivery at about
       // batchSize per interval).
-      if (this.#kicked || delivered >= this.#batchSize) continue;
+      if (this.#kicked || delivered >= this.#options.batchSize) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.#pollIntervalMs);
+        const timer = setTimeout(done, this.#options.pollIntervalMs);
         timer.unref();
         function done() {
           clearTimeout(timer);
