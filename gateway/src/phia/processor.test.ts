@@ -210,10 +210,10 @@ t.test('N4: without the store, other content is a mismatch', async (t) => {
   t.equal((await send('11.00')).code, 'IDEMPOTENCY_MISMATCH');
 });
 
-t.test('N5: without the store nor the wallet: 503, its void queued', async (t) => {
+t.test('N5: without the store nor the wallet: REQUEST_IN_PROGRESS, its void queued', async (t) => {
   const { ledger, voids, send, late } = setup(t, true);
   ledger.down = true;
-  t.equal((await send('10.00', late())).code, 'WALLET_UNAVAILABLE');
+  t.equal((await send('10.00', late())).code, 'REQUEST_IN_PROGRESS');
   t.equal(await voids.pendingCount(), 1);
   t.equal(ledger.moneyCalls(), 0);
 });

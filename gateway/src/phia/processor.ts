@@ -191,8 +191,10 @@ export class PhiaProcessor {
       outcome: settled === undefined ? 'unsettled' : settled.code,
     });
     if (settled !== undefined) return settled;
-    await this.#queueVoid(request, 'WALLET_UNAVAILABLE', attemptId, ctx); // N5 → O3
-    return errorToAnswer('WALLET_UNAVAILABLE');
+    // N5 → O3: nothing can tell the key's state (it may be a copy of a 200): this request's own
+    // answer, and a void so that it never applies if unseen.
+    await this.#queueVoid(request, 'WALLET_UNAVAILABLE', attemptId, ctx);
+    return errorToAnswer('REQUEST_IN_PROGRESS');
   }
 
   /**
