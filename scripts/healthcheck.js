@@ -7,7 +7,7 @@
  *   node scripts/healthcheck.js http [path]                  gateway: GET path (default /healthz) answers 200
  *
  * Defaults come from the same environment variables the services read: WALLET_HOST and WALLET_PORT
- * (grpc probe), GATEWAY_HOST, GATEWAY_PORT and TLS_CERT_FILE (http probe, HTTPS when a certificate is
+ * (grpc probe; mutual TLS with the WALLET_TLS_* files when they are set), GATEWAY_HOST, GATEWAY_PORT and TLS_CERT_FILE (http probe, HTTPS when a certificate is
  * configured; the certificate is not verified, the probe only asks whether the process answers).
  * A wildcard listen address (0.0.0.0, ::) is probed on loopback.
  * Exit code 0 when healthy, 1 otherwise; one line on stderr says why.
@@ -16,6 +16,7 @@
  * (field 1, a string / an enum), so it only depends on @grpc/grpc-js, which both images ship.
  */
 import { Buffer } from 'node:buffer';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
@@ -59,6 +60,17 @@ function decodeHealthStatus(buffer) {
 }
 
 /**
+ * The wallet link's credentials from WALLET_TLS_CA_FILE, WALLET_TLS_CERT_FILE and WALLET_TLS_KEY_FILE
+ * (mutual TLS, as the services use them), plaintext when they are unset.
+ */
+function grpcCredentials(grpc, env) {
+  const files = [env.WALLET_TLS_CA_FILE, env.WALLET_TLS_KEY_FILE, env.WALLET_TLS_CERT_FILE];
+  if (files.some((file) => !file)) return grpc.credentials.createInsecure();
+  const [ca, key, cert] = files.map((file) => readFileSync(file));
+  return grpc.credentials.createSsl(ca, key, cert);
+}
+
+/**
  * Calls grpc.health.v1.Health/Check on address for service ('' = the server as a whole).
  * Resolves { ok, status } and never rejects: { ok: false, status: <error text> } when unreachable.
  */
@@ -71,7 +83,13 @@ export async function checkGrpcHealth(address, service = '', timeoutMs = 2000) {
     const open = await checkPort(address, timeoutMs);
     return { ok: open, status: open ? 'PORT_OPEN' : 'PORT_CLOSED' };
   }
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  let credentials;
+  try {
+    credentials = grpcCredentials(grpc, process.env);
+  } catch (error) {
+    return { ok: false, status: `wallet TLS files: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const client = new grpc.Client(address, credentials);
   try {
     const reply = await new Promise((resolve, reject) => {
       client.makeUnaryRequest(

@@ -39,6 +39,9 @@ const CONTRACT_VARIABLES = [
   'IDEMPOTENCY_TTL_SECONDS',
   'TLS_CERT_FILE',
   'TLS_KEY_FILE',
+  'WALLET_TLS_CA_FILE',
+  'WALLET_TLS_CERT_FILE',
+  'WALLET_TLS_KEY_FILE',
   'NODE_ENV',
   'LOG_LEVEL',
 ];
@@ -108,28 +111,38 @@ t.test('docker-compose.yml follows the Compose Specification schema', async (t) 
   t.ok(valid, 'schema-valid', { errors: ajv.errors?.map((e) => `${e.instancePath} ${e.message}`) });
 });
 
+/** Services that run once and exit (the development CA): waited for by completion, not health. */
+const ONE_SHOT = new Set(['wallet-ca']);
+
 t.test('docker-compose.yml: services, health checks, dependencies, scaling', async (t) => {
-  t.same(Object.keys(services).sort(), ['gateway', 'grafana', 'postgres', 'prometheus', 'redis', 'wallet']);
+  t.same(Object.keys(services).sort(), [
+    'gateway',
+    'grafana',
+    'postgres',
+    'prometheus',
+    'redis',
+    'wallet',
+    'wallet-ca',
+  ]);
   for (const [name, service] of Object.entries(services)) {
     t.notOk('container_name' in service, `${name}: no container_name (replicas must not clash)`);
     const health = service.healthcheck;
-    t.ok(isDict(health) && Array.isArray(health.test) && health.test.length > 1, `${name}: has a healthcheck`);
+    if (!ONE_SHOT.has(name)) {
+      t.ok(isDict(health) && Array.isArray(health.test) && health.test.length > 1, `${name}: has a healthcheck`);
+    }
     if (isDict(health)) t.not(health.disable, true, `${name}: healthcheck not disabled`);
     const dependsOn = service.depends_on;
     if (dependsOn !== undefined) {
       t.ok(isDict(dependsOn), `${name}: depends_on in the long form`);
       for (const [dependency, rule] of Object.entries(isDict(dependsOn) ? dependsOn : {})) {
         t.ok(dependency in services, `${name} depends on an existing service ${dependency}`);
-        t.equal(
-          isDict(rule) ? rule.condition : undefined,
-          'service_healthy',
-          `${name} → ${dependency}: service_healthy`,
-        );
+        const wanted = ONE_SHOT.has(dependency) ? 'service_completed_successfully' : 'service_healthy';
+        t.equal(isDict(rule) ? rule.condition : undefined, wanted, `${name} → ${dependency}: ${wanted}`);
       }
     }
   }
   const deps = (name: string) => Object.keys((services[name]?.depends_on as Dict | undefined) ?? {}).sort();
-  t.same(deps('wallet'), ['postgres'], 'wallet waits for postgres');
+  t.same(deps('wallet'), ['postgres', 'wallet-ca'], 'wallet waits for postgres and its certificates');
   t.same(deps('gateway'), ['redis', 'wallet'], 'gateway waits for redis and wallet');
 
   t.notOk('ports' in (services.wallet ?? {}), 'wallet publishes no host port (scalable)');
@@ -147,6 +160,23 @@ t.test('docker-compose.yml: services, health checks, dependencies, scaling', asy
       (services[name]?.profiles as string[] | undefined)?.includes('observability'),
       `${name}: profile observability`,
     );
+  }
+});
+
+t.test('docker-compose.yml: the wallet is on internal networks only, behind mutual TLS', async (t) => {
+  const networks = (compose.networks as Record<string, Dict | null> | undefined) ?? {};
+  const networksOf = (name: string) => (services[name]?.networks as string[] | undefined) ?? [];
+  for (const network of networksOf('wallet'))
+    t.equal(networks[network]?.internal, true, `wallet on ${network}: internal`);
+  t.ok(networksOf('gateway').includes('wallet-link'), 'the gateway reaches the wallet');
+  t.match(String(services['wallet-ca']?.command), /dev-ca\.sh \/tls/, 'wallet-ca runs ops/wallet-tls/dev-ca.sh');
+  for (const name of ['wallet', 'gateway']) {
+    const env = environmentOf(services[name] ?? {});
+    const mounts = ((services[name]?.volumes as string[] | undefined) ?? []).map(String);
+    t.ok(mounts.includes('wallet-tls:/tls:ro'), `${name}: mounts the certificates read-only`);
+    for (const variable of ['WALLET_TLS_CA_FILE', 'WALLET_TLS_CERT_FILE', 'WALLET_TLS_KEY_FILE']) {
+      t.match(env[variable], /^\/tls\/[a-z]+\.(pem|key)$/, `${name}: ${variable}`);
+    }
   }
 });
 

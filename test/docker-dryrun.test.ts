@@ -6,7 +6,9 @@
  * SIGTERM. It needs the npm registry (npm ci, with an empty cache as in a fresh image) and, for the
  * wallet, PostgreSQL. SKIP_DOCKER_DRYRUN=1 skips it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,8 +63,16 @@ t.test('both images build, start, pass their health check and stop on SIGTERM', 
     freePort(),
   ]);
 
+  // The image listens on 0.0.0.0 in production: it needs the wallet link's certificates.
+  const tls = mkdtempSync(join(tmpdir(), 'phia-dryrun-tls-'));
+  t.teardown(() => rmSync(tls, { recursive: true, force: true }));
+  t.equal(spawnSync('sh', [join(ROOT, 'ops/wallet-tls/dev-ca.sh'), tls]).status, 0, 'dev CA made');
+
   // One after the other: two parallel npm ci runs are slower than two in a row on two cores.
   const wallet = await dryrun('wallet-service/Dockerfile', {
+    WALLET_TLS_CA_FILE: join(tls, 'ca.pem'),
+    WALLET_TLS_CERT_FILE: join(tls, 'wallet.pem'),
+    WALLET_TLS_KEY_FILE: join(tls, 'wallet.key'),
     DATABASE_URL,
     DATABASE_SCHEMA: schema,
     WALLET_PORT: String(walletPort),

@@ -150,6 +150,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   if (wallet === undefined) {
     const created = new WalletClient({
       address: config.walletAddr,
+      tls: config.walletTls,
       deadlineMs: config.walletDeadlineMs,
       maxInFlight: config.walletMaxInFlight,
       isOverloaded: () => overloaded(),

@@ -1,3 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ConfigError, loadConfig, type Env } from './config.js';
 
@@ -211,8 +216,25 @@ t.test('production: every signing key has at least 32 bytes; the message never s
   t.same(problemsOf({ PHIA_SIGNING_KEYS: 'k' }), [], 'outside production a short key passes');
 });
 
-t.test('the wallet link TLS files are refused while the link is plaintext', async (t) => {
+t.test('the wallet link: mutual TLS from the three files; production needs it beyond loopback', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'phia-gw-link-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const run = spawnSync('sh', [fileURLToPath(new URL('../../ops/wallet-tls/dev-ca.sh', import.meta.url)), dir]);
+  t.equal(run.status, 0, 'dev CA made');
+  const tls = {
+    WALLET_TLS_CA_FILE: join(dir, 'ca.pem'),
+    WALLET_TLS_CERT_FILE: join(dir, 'gateway.pem'),
+    WALLET_TLS_KEY_FILE: join(dir, 'gateway.key'),
+  };
+  t.ok(loadConfig(tls).walletTls, 'TLS with the three files');
+  t.equal(loadConfig({}).walletTls, undefined, 'plaintext without them');
   t.match(problemsOf({ WALLET_TLS_CERT_FILE: '/cert.pem' }), [
-    /^WALLET_TLS_CERT_FILE is set, but mutual TLS on the wallet link is not supported yet/,
+    /^WALLET_TLS_CA_FILE and WALLET_TLS_KEY_FILE must be set too/,
   ]);
+
+  const prod = { NODE_ENV: 'production', PHIA_SIGNING_KEYS: 'k'.repeat(32) };
+  t.match(problemsOf({ ...prod, WALLET_ADDR: 'wallet:50051' }), [/^WALLET_ADDR=wallet:50051 is another machine/]);
+  t.same(problemsOf({ ...prod, WALLET_ADDR: 'wallet:50051', ...tls }), [], 'with TLS');
+  t.same(problemsOf({ ...prod, WALLET_ADDR: '127.0.0.1:50051' }), [], 'loopback needs none');
+  t.same(problemsOf({ WALLET_ADDR: 'wallet:50051' }), [], 'outside production plaintext passes');
 });

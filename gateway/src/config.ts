@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { buildCurrencyTable, unsupportedWalletTls, type CurrencyTable } from '@phia/proto';
+import { buildCurrencyTable, isLoopbackHost, readWalletTls, type CurrencyTable, type WalletTls } from '@phia/proto';
 import { isWide, isWildcard, parseIpList, WIDEST_PREFIX, type IpRule } from './auth/ip.js';
 
 export const AUTH_MODES = ['signature', 'ip', 'signature+ip'] as const;
@@ -24,6 +24,8 @@ export interface GatewayConfig {
   port: number;
   /** host:port of the wallet's gRPC server. */
   walletAddr: string;
+  /** Mutual TLS to the wallet; undefined: plaintext. */
+  walletTls: WalletTls | undefined;
   /** Unset: in-process idempotency store and void queue (one gateway only). */
   redisUrl: string | undefined;
   authMode: AuthMode;
@@ -131,13 +133,20 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   } catch (error) {
     problems.push(`CURRENCIES: ${(error as Error).message}`);
   }
-  problems.push(...unsupportedWalletTls(env));
+  const walletTls = readWalletTls(env, problems);
+  const walletHost = walletAddr.slice(0, walletAddr.lastIndexOf(':'));
+  if (production && walletTls === undefined && !isLoopbackHost(walletHost)) {
+    problems.push(
+      `WALLET_ADDR=${walletAddr} is another machine: in production set WALLET_TLS_CA_FILE, WALLET_TLS_CERT_FILE and WALLET_TLS_KEY_FILE (mutual TLS)`,
+    );
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host,
     port,
     walletAddr,
+    walletTls,
     redisUrl,
     authMode,
     signingKeys,

@@ -1,11 +1,13 @@
 /**
  * Starts the gateway from the environment (contract section 8): `node gateway/dist/server.js`.
- * SIGTERM and SIGINT close it gracefully (in-flight requests finish, resources close).
+ * SIGTERM and SIGINT close it gracefully (in-flight requests finish, resources close); so does an
+ * uncaught error, which then exits 1.
  */
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
+import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildAppOptions } from './app.js';
 import { ConfigError, loadConfig, type Env, type GatewayConfig } from './config.js';
@@ -94,21 +96,17 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    gateway.app.log.info({ signal }, 'closing');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    gateway
-      .close()
-      .then(() => process.exit(0))
-      .catch((error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      });
-  };
+  // SIGTERM and SIGINT close gracefully (exit 0). An uncaught error closes the same way (readiness
+  // turns false, in-flight requests finish), then exits 1 so the supervisor starts a fresh process.
+  closeWithGrace(
+    { delay: 10_000, skip: ['SIGHUP'], logger: { error: (message) => gateway.app.log.error(message) } },
+    async ({ signal, err }) => {
+      if (err !== undefined) gateway.app.log.fatal({ err }, 'uncaught error: closing, then exiting');
+      else gateway.app.log.info({ signal }, 'closing');
+      await gateway.close();
+      gateway.app.log.info('closed');
+    },
+  );
   process.on('SIGHUP', () => {
     try {
       if (gateway.reloadTls()) gateway.app.log.info('TLS certificate reloaded');
@@ -117,8 +115,6 @@ async function main(): Promise<void> {
       gateway.app.log.error({ err: (error as Error).message }, 'TLS certificate reload failed');
     }
   });
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -39,12 +39,16 @@ export interface CallOptions {
   metadata?: Record<string, string>;
 }
 
-export function walletTestClient(address: string): WalletTestClient {
+/** `credentials`: the wallet link's TLS (a client certificate) when the wallet requires it. */
+export function walletTestClient(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): WalletTestClient {
   const definition = protoLoader.loadSync(WALLET_PROTO_PATH, PROTO_LOADER_OPTIONS);
   const loaded = grpc.loadPackageDefinition(definition) as unknown as {
     wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
   };
-  const client = new loaded.wallet.v1.Wallet(address, grpc.credentials.createInsecure()) as unknown as Record<
+  const client = new loaded.wallet.v1.Wallet(address, credentials) as unknown as Record<
     string,
     (
       request: object,

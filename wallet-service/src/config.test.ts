@@ -1,3 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ConfigError, loadWalletConfig } from './config.js';
 
@@ -45,10 +50,26 @@ t.test('DATABASE_APPLICATION_NAME names the PostgreSQL connections', async (t) =
   t.throws(() => loadWalletConfig({ DATABASE_APPLICATION_NAME: 'x'.repeat(64) }), /DATABASE_APPLICATION_NAME/);
 });
 
-t.test('the wallet link TLS files are refused while the link is plaintext', async (t) => {
+t.test('the wallet link: mutual TLS from the three files; production needs it beyond loopback', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'phia-wallet-link-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const run = spawnSync('sh', [fileURLToPath(new URL('../../ops/wallet-tls/dev-ca.sh', import.meta.url)), dir]);
+  t.equal(run.status, 0, 'dev CA made');
+  const tls = {
+    WALLET_TLS_CA_FILE: join(dir, 'ca.pem'),
+    WALLET_TLS_CERT_FILE: join(dir, 'wallet.pem'),
+    WALLET_TLS_KEY_FILE: join(dir, 'wallet.key'),
+  };
+  t.ok(loadWalletConfig(tls).tls, 'TLS with the three files');
+  t.equal(loadWalletConfig({}).tls, undefined, 'plaintext without them');
   t.throws(
     () => loadWalletConfig({ WALLET_TLS_CA_FILE: '/ca.pem', WALLET_TLS_KEY_FILE: '/key.pem' }),
-    /WALLET_TLS_CA_FILE is set, but mutual TLS on the wallet link is not supported yet/,
+    /WALLET_TLS_CERT_FILE must be set too/,
   );
   t.doesNotThrow(() => loadWalletConfig({ WALLET_TLS_CERT_FILE: '' }), 'empty counts as unset');
+
+  const prod = { NODE_ENV: 'production', DATABASE_URL: 'postgres://db/phia' };
+  t.throws(() => loadWalletConfig({ ...prod, WALLET_HOST: '0.0.0.0' }), /WALLET_HOST=0\.0\.0\.0 is reachable beyond/);
+  t.doesNotThrow(() => loadWalletConfig({ ...prod, WALLET_HOST: '0.0.0.0', ...tls }), 'with TLS');
+  t.doesNotThrow(() => loadWalletConfig(prod), 'loopback (the default) needs none');
 });

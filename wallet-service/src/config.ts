@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { buildCurrencyTable, unsupportedWalletTls, type CurrencyTable } from '@phia/proto';
+import { buildCurrencyTable, isLoopbackHost, readWalletTls, type CurrencyTable, type WalletTls } from '@phia/proto';
 
 export interface WalletConfig {
   host: string;
@@ -16,6 +16,8 @@ export interface WalletConfig {
   sessionTtlSeconds: number;
   logLevel: string;
   production: boolean;
+  /** Mutual TLS on the gRPC port; undefined: plaintext. */
+  tls: WalletTls | undefined;
 }
 
 export class ConfigError extends Error {
@@ -62,7 +64,7 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
   const metricsPort = integer('WALLET_METRICS_PORT', 9464, 0, 65535);
 
   const config: WalletConfig = {
-    // It moves money unauthenticated: loopback unless the operator opens it (compose, on its own network).
+    // It moves money: loopback unless the operator opens it, with mutual TLS in production.
     host: env.WALLET_HOST || '127.0.0.1',
     port: integer('WALLET_PORT', 50051, 0, 65535),
     databaseUrl,
@@ -75,11 +77,16 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
     sessionTtlSeconds: integer('SESSION_TTL_SECONDS', 3600, 1, 7 * 24 * 3600),
     logLevel,
     production: env.NODE_ENV === 'production',
+    tls: readWalletTls(env, problems),
   };
   if (config.production && databaseUrl === undefined) {
     problems.push('DATABASE_URL is required in production (PGlite is for development only)');
   }
-  problems.push(...unsupportedWalletTls(env));
+  if (config.production && config.tls === undefined && !isLoopbackHost(config.host)) {
+    problems.push(
+      `WALLET_HOST=${config.host} is reachable beyond this machine: in production set WALLET_TLS_CA_FILE, WALLET_TLS_CERT_FILE and WALLET_TLS_KEY_FILE (mutual TLS), or listen on 127.0.0.1`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -1,4 +1,5 @@
 /** Entry point: the wallet alone, configured from the environment (contract section 8). */
+import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadWalletConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { startWalletServer } from './wallet.js';
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   const wallet = await startWalletServer({
     host: config.host,
     port: config.port,
+    tls: config.tls,
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     schema: config.schema,
@@ -31,28 +33,18 @@ async function main(): Promise<void> {
     logger,
   });
   logger.info(
-    { grpc: `${config.host}:${wallet.port}`, metrics: wallet.metricsPort ?? 'off' },
+    { grpc: `${config.host}:${wallet.port}`, tls: config.tls !== undefined, metrics: wallet.metricsPort ?? 'off' },
     `wallet listening on ${config.host}:${wallet.port}`,
   );
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'wallet shutting down: finishing running calls');
-    wallet.close().then(
-      () => {
-        logger.info('wallet stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'wallet shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // SIGTERM and SIGINT close gracefully (running calls finish, exit 0). An uncaught error closes the
+  // same way (health turns NOT_SERVING), then exits 1 so the supervisor starts a fresh process.
+  closeWithGrace({ delay: 15_000, logger: { error: (message) => logger.error(message) } }, async ({ signal, err }) => {
+    if (err !== undefined) logger.fatal({ err }, 'uncaught error: closing, then exiting');
+    else logger.info({ signal }, 'wallet shutting down: finishing running calls');
+    await wallet.close();
+    logger.info('wallet stopped');
+  });
 }
 
 main().catch((error: unknown) => {

@@ -4,7 +4,13 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Server as HttpServer } from 'node:http';
 import pino, { type Logger } from 'pino';
-import { buildCurrencyTable, PROTO_LOADER_OPTIONS, WALLET_PROTO_PATH, type CurrencyTable } from '@phia/proto';
+import {
+  buildCurrencyTable,
+  PROTO_LOADER_OPTIONS,
+  WALLET_PROTO_PATH,
+  type CurrencyTable,
+  type WalletTls,
+} from '@phia/proto';
 import { openDatabase, type Database } from './db/index.js';
 import { walletHandlers } from './grpc/handlers.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
@@ -17,6 +23,8 @@ export interface WalletServerOptions {
   host?: string;
   /** 0 picks a free port (tests). */
   port?: number;
+  /** Mutual TLS: only clients with a certificate from this CA get in. Unset: plaintext. */
+  tls?: WalletTls | undefined;
   /** PostgreSQL URL; unset: PGlite in dataDir (or in memory when dataDir is unset too). */
   databaseUrl?: string | undefined;
   dataDir?: string | undefined;
@@ -56,6 +64,12 @@ export function loadWalletPackageDefinition(): protoLoader.PackageDefinition {
   return protoLoader.loadSync([WALLET_PROTO_PATH, healthProtoPath], PROTO_LOADER_OPTIONS);
 }
 
+function serverCredentials(tls: WalletTls | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  // true: a client without a certificate signed by the CA is refused in the handshake.
+  return grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
+}
+
 export async function startWalletServer(options: WalletServerOptions = {}): Promise<WalletServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const metrics = new WalletMetrics(options.collectDefaultMetrics === true);
@@ -93,7 +107,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
 
   const host = options.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(`${host}:${options.port ?? 0}`, serverCredentials(options.tls), (error, bound) =>
       error ? reject(error) : resolve(bound),
     );
   });

@@ -26,6 +26,7 @@ import {
   WALLET_ERROR_CODE_KEY,
   WALLET_PROTO_PATH,
   type ErrorCode,
+  type WalletTls,
 } from '@phia/proto';
 
 export interface GetBalanceRequest {
@@ -210,7 +211,8 @@ export interface WalletClientOptions {
   maxInFlight?: number;
   /** While true, balance and money calls are refused at once (event loop overloaded). */
   isOverloaded?: () => boolean;
-  credentials?: grpc.ChannelCredentials;
+  /** Mutual TLS to the wallet (this gateway's certificate, the CA of the wallet's); unset: plaintext. */
+  tls?: WalletTls | undefined;
   /** Observes every call: method, outcome ('ok' or the error code) and duration in seconds. */
   onCall?: (method: WalletMethod, outcome: string, seconds: number) => void;
 }
@@ -252,7 +254,11 @@ export class WalletClient {
     this.#onCall = options.onCall;
     this.#maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.#isOverloaded = options.isOverloaded ?? (() => false);
-    this.#client = new Wallet(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
+    const credentials =
+      options.tls === undefined
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(options.tls.ca, options.tls.key, options.tls.cert);
+    this.#client = new Wallet(options.address, credentials, {
       // Reconnect quickly after the wallet comes back; keep the connection alive between bursts.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 2000,

@@ -390,6 +390,26 @@ t.test('void reverses an applied request and tombstones an unseen one', async (t
   t.equal(await outcomeCode(ledger.voidTransaction({ kind: 'nonsense', tx_id: 'x' })), 'INVALID_REQUEST');
 });
 
+t.test('a bet and its refund both voided leave the balance as it was, in either order', async (t) => {
+  for (const order of [
+    ['bet', 'refund'],
+    ['refund', 'bet'],
+  ] as const) {
+    const user = await fundedPlayer();
+    const bet = game(user, { amount: '10.00' });
+    await ledger.bet(bet);
+    const refund = game(user, { amount: '4.00', bet_tx_id: bet.tx_id, round_id: bet.round_id });
+    await ledger.refund(refund);
+    // Both were applied but answered with errors: each one's void undoes it.
+    for (const kind of order) {
+      const voided = await ledger.voidTransaction({ kind, tx_id: kind === 'bet' ? bet.tx_id : refund.tx_id });
+      t.equal(voided.outcome, 'reversed', `${order.join(' then ')}: ${kind} reversed`);
+    }
+    t.equal(await balanceOf(user), '100.00', `${order.join(' then ')}: as before the bet`);
+  }
+  t.same(await ledger.checkBooks(), { unbalancedCurrencies: [], driftedAccounts: [], negativeAccounts: [] });
+});
+
 t.test('a void carrying a fingerprint only touches the request it was meant for', async (t) => {
   const user = await fundedPlayer();
   const answered = game(user); // the request the gateway answered with an error

@@ -644,8 +644,12 @@ export class Ledger {
       } else if (kind === 'withdraw') {
         delta = amount;
       } else if (kind === 'refund') {
+        // A voided bet gave back only its unrefunded part: the refunded part is no longer the player's
+        // to return, so only allocations to bets still applied are taken back.
         const allocations = await tx.query<{ bet_transaction_id: string; amount: string }>(
-          `SELECT bet_transaction_id::text, amount::text FROM refund_allocations WHERE refund_transaction_id = $1`,
+          `SELECT a.bet_transaction_id::text, a.amount::text FROM refund_allocations a
+           JOIN transactions b ON b.id = a.bet_transaction_id AND b.status = 'applied'
+           WHERE a.refund_transaction_id = $1`,
           [row.id],
         );
         delta = 0n;
