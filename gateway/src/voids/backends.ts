@@ -50,8 +50,11 @@ export interface VoidBackend {
   add(job: VoidJob, dueAt: number): Promise<void>;
   /** Takes up to `limit` due jobs and hides them for `leaseMs` (so two gateways rarely send the same void). */
   claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedVoid[]>;
-  /** The wallet confirmed: forget the job, and its answer (the ledger answers copies now). */
-  done(job: VoidJob): Promise<void>;
+  /**
+   * The wallet confirmed: forget the job, and (`drop`) its answer: the ledger answers copies now. `keep`
+   * when the ledger holds other content under the key: the error stays this content's answer.
+   */
+  done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void>;
   /** Try again at `dueAt`. */
   retry(job: VoidJob, dueAt: number): Promise<void>;
   count(): Promise<number>;
@@ -111,9 +114,9 @@ export class MemoryVoidBackend implements VoidBackend {
     return claimed;
   }
 
-  async done(job: VoidJob): Promise<void> {
+  async done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void> {
     this.#jobs.delete(member(job));
-    this.#answers?.drop(idempotencyKey(job.kind, job.tx_id), job.attempt_id);
+    if (answer === 'drop') this.#answers?.drop(idempotencyKey(job.kind, job.tx_id), job.attempt_id);
   }
 
   async retry(job: VoidJob, dueAt: number): Promise<void> {
@@ -147,7 +150,8 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3])
 return 1
 `;
 
-// KEYS: zset, attempts hash, answer. ARGV: member, attempt. O1: the answer goes if it is this void's.
+// KEYS: zset, attempts hash, answer. ARGV: member, attempt ('' keeps the answer). O1: the answer goes
+// if it is this attempt's.
 const DONE_LUA = `
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -219,8 +223,9 @@ export class RedisVoidBackend implements VoidBackend {
     return claimed;
   }
 
-  async done(job: VoidJob): Promise<void> {
-    await this.#redis.phiaVoidDone(this.#zset, this.#attempts, this.#answerKey(job), member(job), job.attempt_id);
+  async done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void> {
+    const attempt = answer === 'drop' ? job.attempt_id : '';
+    await this.#redis.phiaVoidDone(this.#zset, this.#attempts, this.#answerKey(job), member(job), attempt);
   }
 
   async retry(job: VoidJob, dueAt: number): Promise<void> {

@@ -195,6 +195,15 @@ t.test('redis down at enqueue time: the void goes to the in-process queue and is
   t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
 });
 
+t.test('O1: a void that finds other content under the key keeps its answer for good', async (t) => {
+  const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
+  const queue = new VoidQueue({ send: async () => ({ outcome: 'not_matching' }), answers: store });
+  await queue.enqueue(job('t7'));
+  t.equal(await queue.drainOnce(), 1);
+  const copy = await store.begin('bet:t7', 'fp-t7', { waitUntil: 0, lockTtlMs: 1000 });
+  t.same(copy, { kind: 'replay', answer: timeout, waited: false }, 'the ledger cannot answer this content');
+});
+
 t.test('O3: voids kept in memory while Redis failed move there with their answer once it answers', async (t) => {
   const durablePrefix = `${prefix}o3:`;
   class FailsOnce extends RedisVoidBackend {

@@ -110,7 +110,7 @@ export class VoidQueue {
     if (this.#durable === undefined) return;
     for (const job of this.#memory.jobs()) {
       await this.#durable.add(job, Date.now());
-      await this.#memory.done(job); // with Redis the in-process backend holds no answers
+      await this.#memory.done(job, 'keep');
     }
   }
 
@@ -183,8 +183,10 @@ export class VoidQueue {
           delivered++;
           this.#unappliable.delete(jobKey(job));
           this.#options.onDelivered?.(job, attempts, result);
-          // O1: from now on the ledger answers copies. Not removed: sent again (Void is idempotent).
-          await backend.done(job).catch(backendError);
+          // O1: from now on the ledger answers copies, unless it holds other content under the key.
+          // Not removed: sent again (Void is idempotent).
+          const outcome = (result as { outcome?: unknown } | undefined)?.outcome;
+          await backend.done(job, outcome === 'not_matching' ? 'keep' : 'drop').catch(backendError);
         }),
       );
     }
