@@ -56,7 +56,7 @@ export function createMetrics(options: {
     }),
     storeBypass: new Counter({
       name: 'phia_idempotency_store_errors_total',
-      help: 'Idempotency store failures (the request went straight to the wallet)',
+      help: 'Idempotency store failures: begin (the request was settled with the ledger), complete (the answer was not stored)',
       labelNames: ['operation'],
       registers,
     }),
