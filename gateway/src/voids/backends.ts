@@ -50,10 +50,7 @@ export interface VoidBackend {
   add(job: VoidJob, dueAt: number): Promise<void>;
   /** Takes up to `limit` due jobs and hides them for `leaseMs` (so two gateways rarely send the same void). */
   claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedVoid[]>;
-  /**
-   * The wallet confirmed: forget the job, and (`drop`) its answer: the ledger answers copies now. `keep`
-   * when the ledger holds other content under the key: the error stays this content's answer.
-   */
+  /** The wallet confirmed: forget the job, and (`drop`) its answer, so that the ledger answers copies. */
   done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void>;
   /** Try again at `dueAt`. */
   retry(job: VoidJob, dueAt: number): Promise<void>;

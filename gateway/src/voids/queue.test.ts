@@ -97,33 +97,39 @@ for (const backend of ['memory', 'redis'] as const) {
     t.equal(wallet.attempts.get('t2'), 1);
   });
 
-  t.test(`${backend}: a void's answer is stored where the key has none, and dropped once confirmed`, async (t) => {
-    const wallet = flakyWallet(1);
-    const store =
-      backend === 'redis'
-        ? new RedisIdempotencyStore({ redis, keyPrefix: `${prefix}c:`, ttlSeconds: 60 })
-        : new InProcessIdempotencyStore({ ttlSeconds: 60 });
-    const queue = new VoidQueue({
-      send: wallet.send,
-      baseDelayMs: 1,
-      ...(backend === 'redis'
-        ? { durable: new RedisVoidBackend(redis, `${prefix}c:`, 60) }
-        : { answers: store as InProcessIdempotencyStore }),
-    });
-    const copy = () => store.begin('bet:t3', 'fp-t3', { waitUntil: 0, lockTtlMs: 1000 });
-    const decided = await store.begin('bet:t3b', 'fp-t3b', { waitUntil: 0, lockTtlMs: 1000 });
-    if (decided.kind === 'acquired') await store.complete('bet:t3b', decided.token, 'fp-t3b', ok);
-    await queue.enqueue(job('t3'));
-    await queue.enqueue(job('t3b'));
-    t.same(await copy(), { kind: 'replay', answer: timeout, waited: false }, 'R7: a copy replays the error');
-    t.equal(await queue.drainOnce(), 0, 'the first delivery fails');
-    t.same(await copy(), { kind: 'replay', answer: timeout, waited: false }, 'still pending');
-    await sleep(10);
-    t.equal(await queue.drainOnce(), 2);
-    t.equal((await copy()).kind, 'acquired', 'O1: confirmed, the ledger answers copies');
-    const other = await store.begin('bet:t3b', 'fp-t3b', { waitUntil: 0, lockTtlMs: 1000 });
-    t.same(other, { kind: 'replay', answer: ok, waited: false }, 'a decided answer is never replaced nor dropped');
-  });
+  t.test(
+    `${backend}: a void's answer is stored where the key has none, dropped when another attempt's outcome stands`,
+    async (t) => {
+      const wallet = flakyWallet(1);
+      const store =
+        backend === 'redis'
+          ? new RedisIdempotencyStore({ redis, keyPrefix: `${prefix}c:`, ttlSeconds: 60 })
+          : new InProcessIdempotencyStore({ ttlSeconds: 60 });
+      const queue = new VoidQueue({
+        send: async (j: VoidJob) => {
+          await wallet.send(j);
+          return { outcome: 'kept' };
+        },
+        baseDelayMs: 1,
+        ...(backend === 'redis'
+          ? { durable: new RedisVoidBackend(redis, `${prefix}c:`, 60) }
+          : { answers: store as InProcessIdempotencyStore }),
+      });
+      const copy = () => store.begin('bet:t3', 'fp-t3', { waitUntil: 0, lockTtlMs: 1000 });
+      const decided = await store.begin('bet:t3b', 'fp-t3b', { waitUntil: 0, lockTtlMs: 1000 });
+      if (decided.kind === 'acquired') await store.complete('bet:t3b', decided.token, 'fp-t3b', ok);
+      await queue.enqueue(job('t3'));
+      await queue.enqueue(job('t3b'));
+      t.same(await copy(), { kind: 'replay', answer: timeout, waited: false }, 'R7: a copy replays the error');
+      t.equal(await queue.drainOnce(), 0, 'the first delivery fails');
+      t.same(await copy(), { kind: 'replay', answer: timeout, waited: false }, 'still pending');
+      await sleep(10);
+      t.equal(await queue.drainOnce(), 2);
+      t.equal((await copy()).kind, 'acquired', 'O1: kept, the ledger answers copies');
+      const other = await store.begin('bet:t3b', 'fp-t3b', { waitUntil: 0, lockTtlMs: 1000 });
+      t.same(other, { kind: 'replay', answer: ok, waited: false }, 'a decided answer is never replaced nor dropped');
+    },
+  );
 }
 
 t.test('a backlog is delivered batch after batch, not one batch per poll interval', async (t) => {
@@ -195,13 +201,16 @@ t.test('redis down at enqueue time: the void goes to the in-process queue and is
   t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
 });
 
-t.test('O1: a void that finds other content under the key keeps its answer for good', async (t) => {
+t.test('O1: a void that tombstoned, reversed or found other content keeps its answer for good', async (t) => {
   const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
-  const queue = new VoidQueue({ send: async () => ({ outcome: 'not_matching' }), answers: store });
-  await queue.enqueue(job('t7'));
-  t.equal(await queue.drainOnce(), 1);
-  const copy = await store.begin('bet:t7', 'fp-t7', { waitUntil: 0, lockTtlMs: 1000 });
-  t.same(copy, { kind: 'replay', answer: timeout, waited: false }, 'the ledger cannot answer this content');
+  const outcomes = ['tombstoned', 'reversed', 'not_matching'];
+  const queue = new VoidQueue({ send: async (j) => ({ outcome: outcomes[Number(j.tx_id.slice(2))] }), answers: store });
+  for (const n of [0, 1, 2]) await queue.enqueue(job(`t7${n}`));
+  t.equal(await queue.drainOnce(), 3);
+  for (const n of [0, 1, 2]) {
+    const copy = await store.begin(`bet:t7${n}`, `fp-t7${n}`, { waitUntil: 0, lockTtlMs: 1000 });
+    t.same(copy, { kind: 'replay', answer: timeout, waited: false }, `${outcomes[n]}: the error stays`);
+  }
 });
 
 t.test('O3: voids kept in memory while Redis failed move there with their answer once it answers', async (t) => {

@@ -183,10 +183,10 @@ export class VoidQueue {
           delivered++;
           this.#unappliable.delete(jobKey(job));
           this.#options.onDelivered?.(job, attempts, result);
-          // O1: from now on the ledger answers copies, unless it holds other content under the key.
-          // Not removed: sent again (Void is idempotent).
-          const outcome = (result as { outcome?: unknown } | undefined)?.outcome;
-          await backend.done(job, outcome === 'not_matching' ? 'keep' : 'drop').catch(backendError);
+          // O1: the error is the ledger's now and stays the key's answer, unless the void found another
+          // attempt's outcome (kept, declined): the ledger answers copies. Not removed: sent again.
+          const outcome = String((result as { outcome?: unknown } | undefined)?.outcome);
+          await backend.done(job, ['kept', 'declined'].includes(outcome) ? 'drop' : 'keep').catch(backendError);
         }),
       );
     }
