@@ -18,8 +18,6 @@ import { isErrorCode, PhiaError, type ErrorCode } from '@phia/proto';
 import { createPhiaAuth } from './auth/plugin.js';
 import { installJsonParser } from './body/json-parser.js';
 import type { GatewayConfig } from './config.js';
-import { LateAnswerWriter } from './idempotency/late-answers.js';
-import { FinalAnswerCache } from './idempotency/final-answer-cache.js';
 import { InProcessIdempotencyStore } from './idempotency/memory-store.js';
 import { RedisIdempotencyStore } from './idempotency/redis-store.js';
 import type { IdempotencyStore } from './idempotency/store.js';
@@ -140,7 +138,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Collected at scrape time only, when `voids` exists.
   const metrics: GatewayMetrics = createMetrics({
     pendingVoids: () => voids.pendingCount(),
-    lateAnswers: () => lateAnswers.size,
     ...(options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics }),
   });
   const onWalletCall = (method: string, outcome: string, seconds: number) => {
@@ -165,30 +162,25 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const walletClient = wallet;
 
   let store = options.idempotencyStore;
+  let inProcess: InProcessIdempotencyStore | undefined;
   if (store === undefined) {
     const created: IdempotencyStore =
       redisClient === undefined
-        ? new InProcessIdempotencyStore({ ttlSeconds: config.idempotencyTtlSeconds })
-        : withFinalAnswerCache(
-            new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds }),
-            config,
-          );
+        ? (inProcess = new InProcessIdempotencyStore({ ttlSeconds: config.idempotencyTtlSeconds }))
+        : new RedisIdempotencyStore({ redis: redisClient, keyPrefix, ttlSeconds: config.idempotencyTtlSeconds });
     store = created;
     cleanups.push(() => created.close());
   }
   const idempotencyStore = store;
-  const lateAnswers = new LateAnswerWriter({
-    store: idempotencyStore,
-    onError: (error) => app.log.debug({ err: (error as Error).message }, 'late answer not stored yet, will retry'),
-  });
-  cleanups.push(() => lateAnswers.close());
-  // Set below; the void queue reports confirmed voids to it (the ledger's outcome becomes the answer).
-  const processorRef: { current?: PhiaProcessor } = {};
 
   const voids = new VoidQueue({
     ...options.voidQueue,
     send: (job) => walletClient.void(job),
-    ...(redisClient === undefined ? {} : { durable: new RedisVoidBackend(redisClient, keyPrefix) }),
+    ...(redisClient === undefined
+      ? inProcess === undefined
+        ? {}
+        : { answers: inProcess }
+      : { durable: new RedisVoidBackend(redisClient, keyPrefix, config.idempotencyTtlSeconds) }),
     onDelivered: (job, attempts, result) => {
       metrics.voidsDelivered.inc({ kind: job.kind });
       const outcome = (result as { outcome?: unknown } | undefined)?.outcome;
@@ -196,7 +188,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         { kind: job.kind, tx_id: job.tx_id, code: job.error_code, attempts, outcome },
         'void confirmed by the wallet',
       );
-      if (typeof outcome === 'string') void processorRef.current?.recordVoidOutcome(job, outcome);
     },
     onFailed: (job, attempts, error) => {
       metrics.voidFailures.inc({ kind: job.kind });
@@ -215,8 +206,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   cleanups.push(() => voids.close());
   if (redisClient !== undefined) {
-    // (Re)connected: read the void queue at once; until it has been read, requests that cannot use
-    // the store are not applied blind (see PhiaProcessor#settleWithoutStore).
+    // (Re)connected: voids kept in memory meanwhile move to Redis at once (O3).
     const onRedisReady = () => voids.kick();
     redisClient.on('ready', onRedisReady);
     cleanups.push(() => {
@@ -356,11 +346,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     store: idempotencyStore,
     voids,
     currencies: config.currencies,
-    deadlineMs: config.walletDeadlineMs,
-    lateAnswers,
     metrics,
   });
-  processorRef.current = processor;
   registerPhiaRoutes(app, processor);
   registerOpsRoutes(app, {
     store: idempotencyStore,
@@ -370,12 +357,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   app.addHook('onReady', async () => {
-    // Ready once the void queue has been read (or Redis stayed away for 2 s): until then a request
-    // that cannot use the store is refused rather than applied (PhiaProcessor#settleWithoutStore).
-    if (redisClient !== undefined) {
-      await waitForRedis(redisClient, 2000).catch(() => undefined);
-      await voids.pendingCount();
-    }
+    // Ready once Redis answers (or stayed away for 2 s): without it money requests are only settled.
+    if (redisClient !== undefined) await waitForRedis(redisClient, 2000).catch(() => undefined);
     voids.start();
   });
   app.addHook('onClose', async () => {
@@ -390,15 +373,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ownLogger?.flush();
   });
   return app;
-}
-
-/** The Redis store behind an in-process LRU of final answers (IDEMPOTENCY_CACHE_SIZE, 0: none). */
-function withFinalAnswerCache(store: IdempotencyStore, config: GatewayConfig): IdempotencyStore {
-  if (config.idempotencyCacheSize === 0) return store;
-  return new FinalAnswerCache(store, {
-    maxEntries: config.idempotencyCacheSize,
-    ttlMs: config.idempotencyTtlSeconds * 1000,
-  });
 }
 
 /** The contract code of any error reaching the error handler. */

@@ -39,8 +39,6 @@ export interface GatewayConfig {
   walletDeadlineMs: number;
   /** Wallet calls (balance and money) in flight at most; beyond it a request is answered 503 at once. */
   walletMaxInFlight: number;
-  /** Final answers kept in process in front of Redis for replays (0: off). */
-  idempotencyCacheSize: number;
   /** Event-loop delay (ms) above which requests are shed with 503 WALLET_UNAVAILABLE (0: never). */
   maxEventLoopDelayMs: number;
   idempotencyTtlSeconds: number;
@@ -110,7 +108,6 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const walletMaxInFlight = integer('WALLET_MAX_IN_FLIGHT', 64, 1, 100_000);
   const maxEventLoopDelayMs = integer('GATEWAY_MAX_EVENT_LOOP_DELAY_MS', 100, 0, 60_000);
   const idempotencyTtlSeconds = integer('IDEMPOTENCY_TTL_SECONDS', 86400, 1, 365 * 86400);
-  const idempotencyCacheSize = integer('IDEMPOTENCY_CACHE_SIZE', 10_000, 0, 10_000_000);
   const bodyLimitBytes = integer('PHIA_BODY_LIMIT_BYTES', 16 * 1024, 1024, 1024 * 1024);
 
   const tlsCertFile = text('TLS_CERT_FILE');
@@ -158,7 +155,6 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     trustProxy,
     walletDeadlineMs,
     walletMaxInFlight,
-    idempotencyCacheSize,
     maxEventLoopDelayMs,
     idempotencyTtlSeconds,
     bodyLimitBytes,

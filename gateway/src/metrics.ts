@@ -17,13 +17,11 @@ export interface GatewayMetrics {
   voidFailures: Counter<'kind'>;
   voidsUnappliable: Counter<'kind' | 'code'>;
   pendingVoids: Gauge;
-  lateAnswers: Gauge;
   settledWithoutStore: Counter<'action' | 'outcome'>;
 }
 
 export function createMetrics(options: {
   pendingVoids: () => Promise<number>;
-  lateAnswers?: () => number;
   defaultMetrics?: boolean;
 }): GatewayMetrics {
   const registry = new Registry();
@@ -58,7 +56,7 @@ export function createMetrics(options: {
     }),
     storeBypass: new Counter({
       name: 'phia_idempotency_store_errors_total',
-      help: 'Idempotency store failures (the request went straight to the wallet)',
+      help: 'Idempotency store failures: begin (the request was settled with the ledger), complete (the answer was not stored)',
       labelNames: ['operation'],
       registers,
     }),
@@ -109,17 +107,9 @@ export function createMetrics(options: {
     }),
     settledWithoutStore: new Counter({
       name: 'phia_settled_without_store_total',
-      help: 'Money requests that could not read the idempotency store while voids were pending: replayed from the ledger or refused',
+      help: 'Money requests settled with the ledger because the idempotency store was unreachable, by the answer code (unsettled: void queued)',
       labelNames: ['action', 'outcome'],
       registers,
-    }),
-    lateAnswers: new Gauge({
-      name: 'phia_late_answers_pending',
-      help: 'Answers given while the idempotency store was unreachable, waiting to be stored',
-      registers,
-      collect() {
-        this.set(options.lateAnswers?.() ?? 0);
-      },
     }),
   };
 }

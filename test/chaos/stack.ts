@@ -28,6 +28,8 @@ export interface StackOptions {
   /** aof: Redis keeps its data over a restart (appendonly, as deployed); none: a restart loses it. */
   redisPersistence: 'aof' | 'none';
   logDir?: string;
+  /** Where gateway `index` reaches the wallet, when not directly (e.g. through a relay the test can cut). */
+  gatewayWalletAddr?: (index: number) => string | undefined;
 }
 
 export class ChaosStack {
@@ -132,7 +134,7 @@ export class ChaosStack {
             PATH: process.env.PATH,
             GATEWAY_HOST: '127.0.0.1',
             GATEWAY_PORT: String(port),
-            WALLET_ADDR: `127.0.0.1:${this.walletPort}`,
+            WALLET_ADDR: this.#options.gatewayWalletAddr?.(index) ?? `127.0.0.1:${this.walletPort}`,
             REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
             PHIA_AUTH_MODE: 'signature',
             PHIA_SIGNING_KEYS: this.signingKey,

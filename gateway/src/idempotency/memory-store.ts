@@ -1,11 +1,10 @@
 /**
  * In-process idempotency store: the same semantics as the Redis store, for a single gateway without
- * Redis (the embedded default). Duplicates wait on a promise instead of polling. Answers expire after
- * the ttl; a sweep (unref'd timer) and a size cap keep memory bounded.
+ * Redis (the embedded default). Copies wait on a promise instead of polling. Answers expire after the
+ * ttl; a sweep (unref'd timer) and a size cap keep memory bounded.
  */
-import { randomBytes } from 'node:crypto';
-import type { BeginOptions, BeginResult, IdempotencyStore, LateStoreResult, StoredAnswer } from './store.js';
-import { UNDECIDED_STATUSES } from './store.js';
+import { randomUUID } from 'node:crypto';
+import type { AnswerRecord, BeginOptions, BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
 
 interface Lock {
   token: string;
@@ -14,14 +13,6 @@ interface Lock {
   /** Resolves when the lock is completed or released. */
   settled: Promise<void>;
   settle: () => void;
-}
-
-interface Entry {
-  fingerprint: string;
-  answer: StoredAnswer;
-  expiresAt: number;
-  /** An outcome that can never change (see IdempotencyStore.storeLate `final`): never replaced. */
-  final?: boolean;
 }
 
 export interface InProcessIdempotencyStoreOptions {
@@ -33,7 +24,7 @@ export interface InProcessIdempotencyStoreOptions {
 
 export class InProcessIdempotencyStore implements IdempotencyStore {
   readonly name = 'memory';
-  readonly #answers = new Map<string, Entry>();
+  readonly #answers = new Map<string, AnswerRecord & { expiresAt: number }>();
   readonly #locks = new Map<string, Lock>();
   readonly #ttlMs: number;
   readonly #maxEntries: number;
@@ -46,101 +37,60 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     this.#sweeper.unref();
   }
 
-  get size(): number {
-    return this.#answers.size;
-  }
-
   async begin(key: string, fingerprint: string, options: BeginOptions): Promise<BeginResult> {
-    const waitUntil = Date.now() + options.waitMs;
     let waited = false;
     for (;;) {
       const now = Date.now();
       const entry = this.#answers.get(key);
       if (entry !== undefined && entry.expiresAt > now) {
-        if (entry.fingerprint !== fingerprint) return { kind: 'mismatch' };
-        return { kind: 'replay', answer: entry.answer, waited };
+        if (entry.f !== fingerprint) return { kind: 'mismatch' }; // R8
+        return { kind: 'replay', answer: { status: entry.s, body: entry.b }, waited }; // R6, R7
       }
       const lock = this.#locks.get(key);
       if (lock === undefined || lock.expiresAt <= now) {
-        const token = randomBytes(16).toString('hex');
         let settle = () => {};
         const settled = new Promise<void>((resolve) => (settle = resolve));
         lock?.settle();
+        const token = randomUUID();
         this.#locks.set(key, { token, fingerprint, expiresAt: now + options.lockTtlMs, settled, settle });
-        return { kind: 'acquired', token };
+        return { kind: 'acquired', token }; // R1-R3, R9
       }
-      if (lock.fingerprint !== fingerprint) return { kind: 'mismatch' };
-      if (waitUntil <= now) return { kind: 'in_progress' };
-      const remaining = Math.min(waitUntil, lock.expiresAt) - now;
+      if (lock.fingerprint !== fingerprint) return { kind: 'mismatch' }; // R8
+      if (options.waitUntil <= now) return { kind: 'in_progress' }; // R4, R5
       waited = true;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         lock.settled,
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(remaining, 1)))),
+        new Promise<void>(
+          (resolve) => (timer = setTimeout(resolve, Math.min(options.waitUntil, lock.expiresAt) - now)),
+        ),
       ]);
       clearTimeout(timer);
     }
   }
 
   async complete(key: string, token: string, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
-    const lock = this.#locks.get(key);
-    if (lock === undefined || lock.token !== token) return false;
-    if (!this.#answers.has(key)) {
-      this.#answers.set(key, { fingerprint, answer, expiresAt: Date.now() + this.#ttlMs });
-      this.#trim();
-    }
-    this.#locks.delete(key);
-    lock.settle();
+    if (!(await this.release(key, token))) return false;
+    this.put(key, { f: fingerprint, s: answer.status, b: answer.body });
     return true;
   }
 
-  async storeLate(
-    key: string,
-    token: string | undefined,
-    fingerprint: string,
-    answer: StoredAnswer,
-    options: { correct?: boolean; final?: boolean } = {},
-  ): Promise<LateStoreResult> {
-    const now = Date.now();
-    const correct = options.correct === true;
-    const final = correct && options.final === true;
-    const lock = this.#locks.get(key);
-    const mine = lock !== undefined && token !== undefined && lock.token === token;
+  /** Stores a record where the key has no answer (the void queue's pending answers too). */
+  put(key: string, record: AnswerRecord): void {
     const existing = this.#answers.get(key);
-    if (existing !== undefined && existing.expiresAt > now) {
-      if (!correct || existing.final === true) return 'answered';
-      const newDecided = !UNDECIDED_STATUSES.has(answer.status);
-      if (UNDECIDED_STATUSES.has(existing.answer.status)) {
-        if (existing.fingerprint === fingerprint && !newDecided) return 'answered';
-      } else if (newDecided || !final) {
-        return 'answered';
-      }
-    } else if (lock !== undefined && lock.expiresAt > now && !mine && !correct) {
-      return 'locked';
+    if (existing !== undefined && existing.expiresAt > Date.now()) return;
+    this.#answers.delete(key);
+    this.#answers.set(key, { ...record, expiresAt: Date.now() + this.#ttlMs });
+    while (this.#answers.size > this.#maxEntries) {
+      const oldest = this.#answers.keys().next();
+      if (oldest.done === true) break;
+      this.#answers.delete(oldest.value);
     }
-    this.#answers.delete(key); // re-inserted last: the newest entry for the size cap
-    this.#answers.set(key, {
-      fingerprint,
-      answer,
-      expiresAt: now + this.#ttlMs,
-      ...(final ? { final: true } : {}),
-    });
-    this.#trim();
-    if (mine) {
-      this.#locks.delete(key);
-      lock.settle();
-    }
-    return 'stored';
   }
 
-  async peek(key: string): Promise<{ fingerprint: string; answer: StoredAnswer } | undefined> {
-    const entry = this.#answers.get(key);
-    if (entry === undefined || entry.expiresAt <= Date.now()) return undefined;
-    return { fingerprint: entry.fingerprint, answer: entry.answer };
-  }
-
-  async releaseLate(key: string, token: string): Promise<void> {
-    await this.release(key, token);
+  /** O1: drops the answer of the void of `attempt`, once confirmed: the ledger answers copies. */
+  drop(key: string, attempt: string): void {
+    if (this.#answers.get(key)?.v === attempt) this.#answers.delete(key);
   }
 
   async release(key: string, token: string): Promise<boolean> {
@@ -158,15 +108,6 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     for (const lock of this.#locks.values()) lock.settle();
-  }
-
-  #trim(): void {
-    // Maps iterate in insertion order: the first keys are the oldest answers.
-    while (this.#answers.size > this.#maxEntries) {
-      const oldest = this.#answers.keys().next();
-      if (oldest.done === true) break;
-      this.#answers.delete(oldest.value);
-    }
   }
 
   #sweep(): void {

@@ -5,7 +5,17 @@
  * OpenAPI file later is a one-file change.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ERRORS, MAX_AMOUNT_INTEGER_DIGITS, MAX_DECIMALS, type ErrorCode, type MoneyKind } from '@phia/proto';
+import {
+  ERRORS,
+  formatAmount,
+  isErrorCode,
+  MAX_AMOUNT_INTEGER_DIGITS,
+  MAX_DECIMALS,
+  parseBalance,
+  PhiaError,
+  type ErrorCode,
+  type MoneyKind,
+} from '@phia/proto';
 
 /** The four PHIA request types. */
 export const ACTIONS = ['balance', 'bet', 'win', 'refund'] as const;
@@ -179,33 +189,46 @@ export function errorAnswer(code: ErrorCode): ErrorAnswerT {
 /** Answer for a path that is not a PHIA endpoint (not a contract code: PHIA never calls it). */
 export const NOT_FOUND_ANSWER: ErrorAnswerT = { error: 'not found', code: 'NOT_FOUND' };
 
-/**
- * Codes that the wallet decided and stored durably (rule 7): a duplicate gets the same answer from
- * the wallet, nothing to undo. Any other non-200 answer to a money request (timeout, unavailable,
- * internal fault) was not decided by the ledger, and the gateway voids the request (rule 5).
- */
-const LEDGER_DECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'INVALID_REQUEST',
-  'SESSION_NOT_FOUND',
-  'WRONG_SESSION',
-  'INSUFFICIENT_FUNDS',
-  'PLAYER_BLOCKED',
-  'ACCOUNT_NOT_FOUND',
-  'IDEMPOTENCY_MISMATCH',
-  'REQUEST_IN_PROGRESS',
-  'BET_REFUNDED',
-  'BET_NOT_APPLIED',
-  'REFUND_EXCEEDS_BET',
-]);
-
-/**
- * A decline that is the key's final answer: decided and stored by the wallet, the same for every copy
- * (the two 409s for a reused or still running key belong to one request, not to the key).
- */
-export function isFinalDecline(code: ErrorCode): boolean {
-  return LEDGER_DECIDED.has(code) && code !== 'IDEMPOTENCY_MISMATCH' && code !== 'REQUEST_IN_PROGRESS';
+/** An answer as sent: status and exact body text (what is stored and replayed), and its code. */
+export interface Answer {
+  status: number;
+  body: string;
+  /** `ok` or the contract code answered. */
+  code: ErrorCode | 'ok';
+  /** Sent from the idempotency store (a copy). */
+  replayed: boolean;
 }
 
-export function needsVoid(code: ErrorCode): boolean {
-  return !LEDGER_DECIDED.has(code);
+export function okAnswer(body: BalanceAnswerT | MoneyAnswerT): Answer {
+  // Fixed key order: the text is what gets stored and replayed.
+  const text =
+    'tx_id' in body
+      ? JSON.stringify({ balance: body.balance, currency: body.currency, tx_id: body.tx_id })
+      : JSON.stringify({ balance: body.balance, currency: body.currency });
+  return { status: 200, body: text, code: 'ok', replayed: false };
+}
+
+export function errorToAnswer(code: ErrorCode): Answer {
+  return { status: httpStatusOf(code), body: JSON.stringify(errorAnswer(code)), code, replayed: false };
+}
+
+/** The wallet's balance, checked and given exactly the currency's decimals. */
+export function walletBalance(text: unknown, decimals: number): string {
+  if (typeof text !== 'string') throw new PhiaError('INTERNAL', 'wallet reply without balance');
+  try {
+    return formatAmount(parseBalance(text, decimals), decimals);
+  } catch {
+    throw new PhiaError('INTERNAL', `wallet reply with malformed balance "${text}"`);
+  }
+}
+
+/** The code of a stored answer (for logs and metrics of replays). */
+export function codeFromBody(answer: { status: number; body: string }): ErrorCode | 'ok' {
+  if (answer.status === 200) return 'ok';
+  try {
+    const code = (JSON.parse(answer.body) as { code?: unknown }).code;
+    return isErrorCode(code) ? code : 'INTERNAL';
+  } catch {
+    return 'INTERNAL';
+  }
 }

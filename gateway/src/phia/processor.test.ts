@@ -1,53 +1,112 @@
+/**
+ * The processor against the cells of docs/idempotency.md, one test per cell, over the in-process
+ * store and a small ledger with the wallet's Void semantics (the real wallet is exercised in the stack
+ * and chaos tests).
+ */
 import t from 'tap';
-import { buildCurrencyTable } from '@phia/proto';
-import { LateAnswerWriter } from '../idempotency/late-answers.js';
+import { buildCurrencyTable, moneyFingerprint, type ErrorCode } from '@phia/proto';
 import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
-import type { IdempotencyStore } from '../idempotency/store.js';
+import type { BeginResult } from '../idempotency/store.js';
 import { quietLogger } from '../test-helpers/index.js';
 import { VoidQueue } from '../voids/queue.js';
-import { WalletError, type MoneyRequest, type WalletClient } from '../wallet-client/client.js';
-import { PhiaProcessor } from './processor.js';
+import { WalletError, type MoneyRequest, type VoidRequest, type WalletClient } from '../wallet-client/client.js';
+import { PhiaProcessor, SETTLE_BUDGET_MS } from './processor.js';
 
-/** A wallet that keeps the first content per tx_id, as the real one does, and refuses other content. */
-function fakeWallet() {
-  const stored = new Map<string, string>();
-  return {
-    calls: 0,
-    async money(_method: string, request: MoneyRequest) {
-      this.calls++;
-      const content = `${request.amount}`;
-      const first = stored.get(request.tx_id);
-      if (first !== undefined && first !== content) {
-        throw new WalletError('IDEMPOTENCY_MISMATCH', true, 6, 'tx_id reused');
-      }
-      stored.set(request.tx_id, content);
-      return { balance: '90.00', currency: 'USD', tx_id: request.tx_id };
-    },
-  };
+interface Row {
+  fp: string;
+  status: 'applied' | 'declined' | 'voided';
+  code?: ErrorCode;
+  attempt: string;
 }
 
-/** A store whose lock script always times out on the client (Redis slow or paused): every begin bypasses. */
-class SlowBeginStore extends InProcessIdempotencyStore {
-  override async begin(): Promise<{ kind: 'bypass'; reason: string }> {
-    return { kind: 'bypass', reason: 'Command timed out' };
+const undecided = (code: ErrorCode = 'WALLET_UNAVAILABLE') => new WalletError(code, false, 14, 'down');
+
+/** One row per (kind, tx_id), as the wallet keeps them; `down` fails every call, `lostReply` commits then fails. */
+class FakeLedger {
+  readonly rows = new Map<string, Row>();
+  readonly calls: string[] = [];
+  readonly deadlineMs = 1000;
+  down = false;
+  moneyDown = false;
+  lostReply = false;
+
+  async money(method: string, request: MoneyRequest) {
+    this.calls.push(method);
+    if (this.down || this.moneyDown) throw undecided();
+    const key = `${method.toLowerCase()}:${request.tx_id}`;
+    const fp = moneyFingerprint('bet', { ...request, bet_tx_id: '' });
+    const row = this.rows.get(key);
+    if (row !== undefined && row.fp !== fp) throw new WalletError('IDEMPOTENCY_MISMATCH', true, 6, 'reused');
+    if (row === undefined) this.rows.set(key, { fp, status: 'applied', attempt: request.attempt_id ?? '' });
+    else if (row.status !== 'applied') throw new WalletError(row.code ?? 'INTERNAL', true, 9, 'stored');
+    if (this.lostReply) throw undecided();
+    return { balance: '90.00', currency: 'USD', tx_id: request.tx_id };
+  }
+
+  async void(request: VoidRequest) {
+    this.calls.push('Void');
+    if (this.down) throw undecided();
+    const key = `${request.kind}:${request.tx_id}`;
+    const row = this.rows.get(key);
+    const fp = request.fingerprint ?? '';
+    const code = request.error_code as ErrorCode;
+    const outcome = (outcome: string) => ({
+      kind: request.kind,
+      tx_id: request.tx_id,
+      outcome,
+      balance: '',
+      currency: '',
+    });
+    if (row === undefined) {
+      this.rows.set(key, { fp, status: 'voided', code, attempt: request.attempt_id ?? '' });
+      return outcome('tombstoned');
+    }
+    if (row.fp !== fp) return outcome('not_matching');
+    if (row.status === 'voided') return outcome('already_voided');
+    if (row.status === 'declined') return outcome('declined');
+    if (row.attempt !== request.attempt_id) return outcome('kept');
+    this.rows.set(key, { ...row, status: 'voided', code });
+    return outcome('reversed');
+  }
+
+  async call(method: string, request: { kind: string; tx_id: string }) {
+    this.calls.push(method);
+    if (this.down) throw undecided();
+    const row = this.rows.get(`${request.kind}:${request.tx_id}`);
+    if (row === undefined) throw new WalletError('ACCOUNT_NOT_FOUND', true, 5, 'none');
+    return { ...request, status: row.status, error_code: row.code ?? '', balance: '90.00', currency: 'USD' };
+  }
+
+  moneyCalls(): number {
+    return this.calls.filter((method) => method === 'Bet').length;
   }
 }
 
-/** The processor under test, over a fake wallet (only the methods a test needs) and the given store and queue. */
-function processorOver(
-  wallet: object,
-  store: IdempotencyStore,
-  voids: VoidQueue,
-  lateAnswers?: LateAnswerWriter,
-): PhiaProcessor {
-  return new PhiaProcessor({
-    wallet: wallet as unknown as WalletClient,
+/** The in-process store, unreachable (Redis down, slow or paused): rows N1-N5. */
+class UnreachableStore extends InProcessIdempotencyStore {
+  override async begin(): Promise<BeginResult> {
+    return { kind: 'unreachable', reason: 'Connection is closed.' };
+  }
+}
+
+function setup(t: { teardown: (fn: () => unknown) => void }, unreachable = false) {
+  const store = unreachable
+    ? new UnreachableStore({ ttlSeconds: 60 })
+    : new InProcessIdempotencyStore({ ttlSeconds: 60 });
+  const ledger = new FakeLedger();
+  const voids = new VoidQueue({ send: (job) => ledger.void(job), answers: store });
+  t.teardown(() => store.close());
+  const processor = new PhiaProcessor({
+    wallet: ledger as unknown as WalletClient,
     store,
     voids,
-    ...(lateAnswers === undefined ? {} : { lateAnswers }),
     currencies: buildCurrencyTable(),
-    deadlineMs: 1000,
   });
+  // Most of the settle budget already spent, so that a wallet out of reach ends it at once.
+  const late = () => ({ requestId: 'r', log: quietLogger(), arrivedAt: Date.now() - SETTLE_BUDGET_MS + 300 });
+  const send = (amount = '10.00', ctx = { requestId: 'r', log: quietLogger() }) =>
+    processor.money('bet', body(amount), ctx);
+  return { store, voids, ledger, send, late };
 }
 
 const body = (amount: string) => ({
@@ -58,310 +117,104 @@ const body = (amount: string) => ({
   tx_id: 't-1',
   amount,
 });
+const ok = '{"balance":"90.00","currency":"USD","tx_id":"t-1"}';
 
-t.test('an IDEMPOTENCY_MISMATCH from the wallet is not cached: the real request still replays', async (t) => {
-  // Found by the chaos soak (seed 83729711): the original was answered while Redis was unreachable, so
-  // its answer never reached the store; a request with the same tx_id and other content then took the
-  // lock, the wallet refused it, and the gateway cached that refusal under the key with the other
-  // content's fingerprint. Every later duplicate of the original was refused as a mismatch.
-  const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
-  const voids = new VoidQueue({ send: async () => undefined });
-  const wallet = fakeWallet();
-  t.teardown(() => store.close());
-  const processor = processorOver(wallet, store, voids);
-  const ctx = { requestId: 'r', log: quietLogger() };
-
-  // The original reaches the wallet without the store (as during a Redis outage).
-  await wallet.money('Bet', { ...body('10.00') });
-
-  const other = await processor.money('bet', body('11.00'), ctx);
-  t.equal(other.status, 409);
-  t.equal(other.code, 'IDEMPOTENCY_MISMATCH');
-
-  const duplicate = await processor.money('bet', body('10.00'), ctx);
-  t.equal(duplicate.status, 200, 'the original content still gets its own answer');
-  t.same(JSON.parse(duplicate.body), { balance: '90.00', currency: 'USD', tx_id: 't-1' });
-
-  const again = await processor.money('bet', body('10.00'), ctx);
-  t.equal(again.status, 200);
-  t.equal(again.replayed, true, 'and that answer is cached for the next duplicate');
-  t.equal((await processor.money('bet', body('11.00'), ctx)).code, 'IDEMPOTENCY_MISMATCH');
+t.test('R1, R6: the first copy is applied and stored; copies replay it without the wallet', async (t) => {
+  const { ledger, send } = setup(t);
+  const first = await send();
+  t.same([first.status, first.body], [200, ok]);
+  const copy = await send();
+  t.same([copy.status, copy.body, copy.replayed], [200, ok, true]);
+  t.equal(ledger.moneyCalls(), 1);
 });
 
-t.test('a request that bypassed a slow store and met a wallet outage replays the answer the store holds', async (t) => {
-  // Found by the chaos soak (seed 105): on a loaded machine Redis answered the lock script after the
-  // 250 ms command timeout (bypass); the wallet was down, so the copy was about to be answered 503,
-  // while the store held the first answer, 200.
-  const store = new SlowBeginStore({ ttlSeconds: 60 });
-  const voids = new VoidQueue({ send: async () => undefined });
-  const wallet = {
-    calls: 0,
-    async money() {
-      this.calls++;
-      throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'connection refused');
-    },
-  };
-  t.teardown(() => store.close());
-  const processor = processorOver(wallet, store, voids);
-  const ctx = { requestId: 'r', log: quietLogger() };
-  const first = { status: 200, body: '{"balance":"90.00","currency":"USD","tx_id":"t-1"}' };
-  const { moneyFingerprint } = await import('@phia/proto');
-  const fingerprint = moneyFingerprint('bet', {
-    user_id: 'u1',
-    currency: 'USD',
-    amount: '10.00',
-    round_id: 'r-1',
-    game_session_id: 'gs-1',
-    bet_tx_id: '',
-  });
-  t.equal(await store.storeLate('bet:t-1', undefined, fingerprint, first), 'stored');
+t.test('R9: an IDEMPOTENCY_MISMATCH from the wallet is not stored: the owner still gets its answer', async (t) => {
+  const { ledger, send } = setup(t);
+  // The owner was decided in the ledger, its answer never stored (R2).
+  await ledger.money('Bet', { ...body('10.00'), attempt_id: 'a0' });
+  t.equal((await send('11.00')).code, 'IDEMPOTENCY_MISMATCH');
+  const owner = await send('10.00');
+  t.same([owner.status, owner.body], [200, ok], 'the wallet replays the owner (R2), stored from now on');
+  t.equal((await send('11.00')).code, 'IDEMPOTENCY_MISMATCH', 'R8: refused by the store');
+  t.equal(ledger.moneyCalls(), 3);
+});
 
-  const copy = await processor.money('bet', body('10.00'), ctx);
-  t.equal(wallet.calls, 1, 'the wallet was asked first');
-  t.equal(copy.status, 200, 'the stored first answer, not 503');
-  t.equal(copy.body, first.body);
+t.test('S: a request committed whose reply was lost is reversed before its error leaves (gap E)', async (t) => {
+  const { ledger, voids, send } = setup(t);
+  ledger.lostReply = true;
+  const first = await send();
+  t.equal(first.code, 'WALLET_UNAVAILABLE');
+  t.same(ledger.rows.get('bet:t-1')?.status, 'voided', 'reversed by its own void');
+  t.equal(await voids.pendingCount(), 0, 'settled: no void left to queue');
+  ledger.lostReply = false;
+  t.same([(await send()).body, ledger.moneyCalls()], [first.body, 1], 'the ledger decided: stored, replayed');
+});
 
-  const other = await processor.money('bet', { ...body('10.00'), tx_id: 't-2' }, ctx);
-  t.equal(other.status, 503, 'nothing stored: the wallet outage is the answer');
+t.test("S: an undecided failure meets a row another attempt applied: that attempt's 200 is the answer", async (t) => {
+  const { ledger, send } = setup(t);
+  await ledger.money('Bet', { ...body('10.00'), attempt_id: 'a0' });
+  ledger.moneyDown = true;
+  const answer = await send();
+  t.same([answer.status, answer.body], [200, ok]);
+  t.equal(ledger.rows.get('bet:t-1')?.status, 'applied', 'kept');
 });
 
 t.test(
-  'without the store, a copy waits for the same request running on this gateway; other content is refused',
+  'S → O1, R7: a wallet out of reach for the whole budget: the void is queued, copies replay the error',
   async (t) => {
-    // Found by the chaos soak (seed 107): Redis answered too late for both copies; the copy raced the
-    // original to the wallet and applied the request the original was answered 504 for.
-    const store = new SlowBeginStore({ ttlSeconds: 60 });
-    const voids = new VoidQueue({ send: async () => undefined });
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const wallet = {
-      calls: 0,
-      async money() {
-        this.calls++;
-        await gate;
-        throw new WalletError('WALLET_TIMEOUT', false, 4, 'deadline exceeded');
-      },
-    };
-    t.teardown(() => store.close());
-    const processor = processorOver(wallet, store, voids);
-    const ctx = { requestId: 'r', log: quietLogger() };
-
-    const original = processor.money('bet', body('10.00'), ctx);
-    const copy = processor.money('bet', body('10.00'), ctx);
-    const variant = await processor.money('bet', body('11.00'), ctx);
-    t.equal(variant.code, 'IDEMPOTENCY_MISMATCH', 'other content under a running key');
-    release();
-    const [first, second] = await Promise.all([original, copy]);
-    t.equal(wallet.calls, 1, 'one wallet call for both copies');
-    t.equal(first.status, 504);
-    t.equal(second.status, 504, 'the copy gets the running request’s answer');
-    t.equal(second.body, first.body);
-    t.equal(second.replayed, true);
-    t.equal(voids.pendingFor('bet', 't-1')?.error_code, 'WALLET_TIMEOUT', 'one void, for the attempt that ran');
+    const { ledger, voids, send, late } = setup(t);
+    ledger.down = true;
+    const first = await send('10.00', late());
+    t.equal(first.code, 'WALLET_UNAVAILABLE');
+    t.equal(await voids.pendingCount(), 1, 'void queued');
+    const copy = await send();
+    t.same([copy.body, copy.replayed], [first.body, true]);
+    t.equal(ledger.moneyCalls(), 1, 'the copy never reached the wallet');
+    ledger.down = false;
+    t.equal(await voids.drainOnce(), 1);
+    t.equal(ledger.rows.get('bet:t-1')?.status, 'voided', 'tombstoned: it never applies');
+    const later = await send();
+    t.same([later.body, later.replayed], [first.body, true], 'O1: confirmed, the error stays the answer');
+    t.equal(ledger.moneyCalls(), 1);
   },
 );
 
-t.test('a bypassed request that finds the key stored for other content is refused as a reuse', async (t) => {
-  const store = new SlowBeginStore({ ttlSeconds: 60 });
-  const voids = new VoidQueue({ send: async () => undefined });
-  const wallet = {
-    async money() {
-      throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'connection refused');
-    },
-  };
-  t.teardown(() => store.close());
-  const processor = processorOver(wallet, store, voids);
-  const first = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
-  t.equal(await store.storeLate('bet:t-1', undefined, 'the-original-fingerprint', first), 'stored');
-  const variant = await processor.money('bet', body('11.00'), { requestId: 'r', log: quietLogger() });
-  t.equal(variant.status, 409);
-  t.equal(variant.code, 'IDEMPOTENCY_MISMATCH');
+t.test('N1, N2: without the store no money call: the request is tombstoned and answered 503', async (t) => {
+  const { ledger, send } = setup(t, true);
+  t.equal((await send()).code, 'WALLET_UNAVAILABLE');
+  t.equal(ledger.rows.get('bet:t-1')?.status, 'voided');
+  t.equal((await send()).code, 'WALLET_UNAVAILABLE', 'a copy: the same answer from the ledger');
+  t.equal(ledger.moneyCalls(), 0);
 });
 
-t.test('without the store while voids are pending, a refund tombstone is not taken for an outcome', async (t) => {
-  // Found by the soak (seed 111): the bet was answered 503 (its void pending on the other gateway), then
-  // refunded; a copy without Redis asked the wallet, which declined it BET_REFUNDED: a second answer.
-  class PendingVoids extends VoidQueue {
-    override othersMayHavePendingVoids(): boolean {
-      return true;
-    }
-  }
-  const store = new SlowBeginStore({ ttlSeconds: 60 });
-  const voids = new PendingVoids({ send: async () => undefined });
-  const calls: string[] = [];
-  const wallet = {
-    async call(method: string) {
-      calls.push(method);
-      return { status: 'tombstone', kind: 'bet', tx_id: 't-1' };
-    },
-    async void() {
-      calls.push('Void');
-      return { outcome: 'tombstoned' };
-    },
-    async money() {
-      calls.push('Bet');
-      throw new WalletError('BET_REFUNDED', true, 9, 'already refunded');
-    },
-  };
-  t.teardown(() => store.close());
-  const processor = processorOver(wallet, store, voids);
-  const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
-  t.equal(answer.status, 503, 'refused like any unseen request');
-  t.same(calls, ['GetTransaction', 'Void'], 'never sent to the wallet as a bet');
-});
-
-t.test('without the store, a request never claims the tombstone another refusal left', async (t) => {
-  // Found by the soak (seed 114): the original was refused without Redis (an unclaimed tombstone);
-  // its variant, refused the same way a moment later, found that tombstone, went to the wallet and
-  // claimed the key for its own content, and every later copy of the original got 409.
-  class PendingVoids extends VoidQueue {
-    override othersMayHavePendingVoids(): boolean {
-      return true;
-    }
-  }
-  const queued: { error_code: string; fingerprint: string }[] = [];
-  const voids = new PendingVoids({ send: async () => new Promise(() => {}) });
-  const originalEnqueue = voids.enqueue.bind(voids);
-  voids.enqueue = async (job) => {
-    queued.push({ error_code: job.error_code, fingerprint: job.fingerprint });
-    return originalEnqueue(job);
-  };
-  t.teardown(() => voids.close(0));
-  const store = new SlowBeginStore({ ttlSeconds: 60 });
-  t.teardown(() => store.close());
-  const calls: string[] = [];
-  let row:
-    | {
-        status: string;
-        kind: string;
-        tx_id: string;
-        error_code: string;
-        fingerprint: string;
-        refused_fingerprint: string;
-      }
-    | undefined;
-  let staleReads = 0;
-  let ledgerDown = false;
-  const wallet = {
-    async call(method: string) {
-      calls.push(method);
-      if (ledgerDown) throw new WalletError('WALLET_TIMEOUT', false, 4, 'deadline exceeded');
-      // The variant's first read races the original's void: it still sees no row.
-      if (row === undefined || staleReads-- > 0) throw new WalletError('ACCOUNT_NOT_FOUND', true, 5, 'no row');
-      return row;
-    },
-    async void(request: { error_code: string; fingerprint?: string; refusal?: boolean }) {
-      calls.push('Void');
-      if (row !== undefined) return { outcome: 'already_voided' };
-      t.equal(request.refusal, true, 'a refusal: names its content without claiming the key');
-      row = {
-        status: 'voided',
-        kind: 'bet',
-        tx_id: 't-1',
-        error_code: request.error_code,
-        fingerprint: '',
-        refused_fingerprint: request.fingerprint ?? '',
-      };
-      return { outcome: 'tombstoned' };
-    },
-    async money() {
-      calls.push('Bet');
-      return { balance: '90.00', currency: 'USD', tx_id: 't-1' };
-    },
-  };
-  const processor = processorOver(wallet, store, voids);
-  const ctx = { requestId: 'r', log: quietLogger() };
-
-  const original = await processor.money('bet', body('10.00'), ctx);
-  t.equal(original.status, 503, 'the original is refused');
-  t.same(calls.splice(0), ['GetTransaction', 'Void']);
-
-  staleReads = 1;
-  const variant = await processor.money('bet', body('11.00'), ctx);
-  t.equal(variant.status, 409, 'the variant is refused as other content: the tombstone names the first');
-  t.equal(variant.code, 'IDEMPOTENCY_MISMATCH');
-  t.same(calls.splice(0), ['GetTransaction', 'Void', 'GetTransaction'], 'it reads the row again, never bets');
-  const copy = await processor.money('bet', body('10.00'), ctx);
-  t.equal(copy.status, 503, 'a copy of the original meets the same refusal');
-  t.notOk(calls.includes('Bet'), 'no request was sent as a bet: the key belongs to no content yet');
-
-  // The ledger cannot be read: still a refusal (503, as the copies refused elsewhere), voided without a
-  // fingerprint so its tombstone claims no content either.
-  ledgerDown = true;
-  const blind = await processor.money('bet', { ...body('12.00'), tx_id: 't-2' }, ctx);
-  t.equal(blind.status, 503);
-  t.match(blind.body, /WALLET_UNAVAILABLE/);
-  t.same(queued, [{ error_code: 'WALLET_UNAVAILABLE', fingerprint: '' }]);
-});
-
-t.test("answers given without the store are written late; a decided one replaces a variant's error", async (t) => {
-  // Soak (seed 114): a variant took the key with its 503 while the owner's 200, given without Redis,
-  // waited to be written; every later copy of the owner was refused as other content.
-  const store = new SlowBeginStore({ ttlSeconds: 60 });
-  const lateAnswers = new LateAnswerWriter({ store, retryMs: 10 });
-  const voids = new VoidQueue({ send: async () => new Promise(() => {}) });
-  let walletUp = true;
-  const wallet = {
-    async money(_method: string, request: MoneyRequest) {
-      if (!walletUp) throw new WalletError('WALLET_UNAVAILABLE', false, 14, 'down');
-      return { balance: '90.00', currency: 'USD', tx_id: request.tx_id };
-    },
-    async call() {
-      // recordVoidOutcome reads the row: claimed by other content, it must not be written.
-      return { status: 'voided', kind: 'bet', tx_id: 't-2', error_code: 'WALLET_TIMEOUT', fingerprint: 'someone-else' };
-    },
-  };
-  t.teardown(async () => {
-    await lateAnswers.close(0);
-    await voids.close(0);
-    await store.close();
+t.test('N2: without the store, a request answered with an error elsewhere gets that error', async (t) => {
+  const { ledger, send } = setup(t, true);
+  ledger.rows.set('bet:t-1', {
+    fp: moneyFingerprint('bet', { ...body('10.00'), bet_tx_id: '' }),
+    status: 'voided',
+    code: 'WALLET_TIMEOUT',
+    attempt: 'a0',
   });
-  const processor = processorOver(wallet, store, voids, lateAnswers);
-  const ctx = { requestId: 'r', log: quietLogger() };
-  const variantError = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
-  t.equal(await store.storeLate('bet:t-1', undefined, 'a-variant', variantError), 'stored');
-
-  const owner = await processor.money('bet', body('10.00'), ctx);
-  t.equal(owner.status, 200);
-  await lateAnswers.flush();
-  t.equal((await store.peek('bet:t-1'))?.answer.status, 200, "the owner's 200 replaced the variant's 503");
-  const ownerPrint = (await store.peek('bet:t-1'))?.fingerprint ?? '';
-  t.not(ownerPrint, 'a-variant');
-  // That 200 may have replayed a row applied late by an attempt answered with an error: the row's voided
-  // outcome, once its void lands, replaces it.
-  const voided = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
-  t.equal(await store.storeLate('bet:t-1', undefined, ownerPrint, voided, { correct: true, final: true }), 'stored');
-
-  walletUp = false;
-  const refused = await processor.money('bet', { ...body('10.00'), tx_id: 't-2' }, ctx);
-  t.equal(refused.status, 503);
-  await lateAnswers.flush();
-  const stored = await store.peek('bet:t-2');
-  t.equal(stored?.answer.status, 503, 'an error given without the store is written late too');
-  const job = voids.pendingFor('bet', 't-2');
-  if (job === undefined) return t.fail('no void queued');
-  await processor.recordVoidOutcome(job, 'already_voided');
-  await lateAnswers.flush();
-  t.same(await store.peek('bet:t-2'), stored, "a row claimed by other content is not this request's outcome");
+  t.equal((await send()).code, 'WALLET_TIMEOUT');
 });
 
-t.test('a copy that was waiting for another copy when the store failed is answered REQUEST_IN_PROGRESS', async (t) => {
-  // Soak (seed 117, 600 s): the copy waited on the key, Redis failed, the copy went to the wallet with
-  // its deadline gone and answered 504, while the copy holding the key applied the bet (its gateway
-  // was killed before it answered): an error answer for an applied bet.
-  class FailsWhileWaiting extends InProcessIdempotencyStore {
-    override async begin(): Promise<{ kind: 'bypass'; reason: string; waitedForCopy: boolean }> {
-      return { kind: 'bypass', reason: 'Connection is closed.', waitedForCopy: true };
-    }
-  }
-  const store = new FailsWhileWaiting({ ttlSeconds: 60 });
-  const voids = new VoidQueue({ send: async () => undefined });
-  const wallet = fakeWallet();
-  t.teardown(() => store.close());
-  const processor = processorOver(wallet, store, voids);
-  const answer = await processor.money('bet', body('10.00'), { requestId: 'r', log: quietLogger() });
-  t.equal(answer.status, 409);
-  t.equal(answer.code, 'REQUEST_IN_PROGRESS');
-  t.equal(wallet.calls, 0, 'never sent to the wallet');
-  t.equal(voids.pendingFor('bet', 't-1'), undefined, 'nothing to void: this copy did nothing');
+t.test('N3: without the store, a row another attempt applied is answered REQUEST_IN_PROGRESS', async (t) => {
+  const { ledger, send } = setup(t, true);
+  await ledger.money('Bet', { ...body('10.00'), attempt_id: 'a0' });
+  t.equal((await send()).code, 'REQUEST_IN_PROGRESS');
+  t.equal(ledger.rows.get('bet:t-1')?.status, 'applied', 'nothing moved');
+});
+
+t.test('N4: without the store, other content is a mismatch', async (t) => {
+  const { ledger, send } = setup(t, true);
+  await ledger.money('Bet', { ...body('10.00'), attempt_id: 'a0' });
+  t.equal((await send('11.00')).code, 'IDEMPOTENCY_MISMATCH');
+});
+
+t.test('N5: without the store nor the wallet: REQUEST_IN_PROGRESS, its void queued', async (t) => {
+  const { ledger, voids, send, late } = setup(t, true);
+  ledger.down = true;
+  t.equal((await send('10.00', late())).code, 'REQUEST_IN_PROGRESS');
+  t.equal(await voids.pendingCount(), 1);
+  t.equal(ledger.moneyCalls(), 0);
 });

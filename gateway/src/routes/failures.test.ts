@@ -75,12 +75,11 @@ t.test('a wallet slower than the deadline: 504, void queued, the bet never appli
   );
   t.equal(await stack.balance(user, 'USD'), '50.00');
   const metrics = await stack.app.inject({ method: 'GET', url: '/metrics' });
-  t.match(metrics.body, /phia_voids_delivered_total\{kind="bet"\} [1-9]/);
   t.match(metrics.body, /phia_wallet_call_errors_total\{method="Bet",code="WALLET_TIMEOUT"\} [1-9]/);
 });
 
 t.test(
-  'wallet stopped: 503 at once, no hang; the void waits in Redis and is delivered after the restart',
+  "wallet stopped: 503 within PHIA's 6 s (balance at once); the void waits in Redis, delivered after the restart",
   async (t) => {
     const user = uid('down');
     await stack.fund(user, 'USD', '30');
@@ -90,19 +89,18 @@ t.test(
     const started = Date.now();
     const balance = await stack.post('/phia/balance', { user_id: user, currency: 'USD' });
     expectError(t, balance, 503, 'WALLET_UNAVAILABLE', 'unavailable', 'balance');
+    t.ok(Date.now() - started < 1000, `balance answered in ${Date.now() - started} ms`);
     const bet = moneyBody({ user_id: user, amount: '7' });
-    expectError(t, await stack.post('/phia/bet', bet), 503, 'WALLET_UNAVAILABLE', 'unavailable', 'bet');
     const refund = moneyBody({ user_id: user, amount: '1', bet_tx_id: uid('nobet') });
-    expectError(
-      t,
-      await stack.post('/phia', { action: 'refund', ...refund }),
-      503,
-      'WALLET_UNAVAILABLE',
-      'unavailable',
-      'refund',
-    );
+    // S: each money request tries to settle with the ledger until arrival + 5.25 s.
+    const [betAnswer, refundAnswer] = await Promise.all([
+      stack.post('/phia/bet', bet),
+      stack.post('/phia', { action: 'refund', ...refund }),
+    ]);
+    expectError(t, betAnswer, 503, 'WALLET_UNAVAILABLE', 'unavailable', 'bet');
+    expectError(t, refundAnswer, 503, 'WALLET_UNAVAILABLE', 'unavailable', 'refund');
     const took = Date.now() - started;
-    t.ok(took < 1000, `three answers in ${took} ms`);
+    t.ok(took < 6000, `answered within PHIA's budget: ${took} ms`);
 
     t.equal(await stack.redis?.zcard(`${stack.keyPrefix}voids`), 2, 'both voids are in the durable queue');
     const ready = await stack.app.inject({ method: 'GET', url: '/readyz' });
@@ -147,7 +145,7 @@ t.test('a void never reverses a different request stored under the same tx_id', 
   t.equal(await stack.balance(user, 'USD'), '18.00', 'the first bet stands');
 });
 
-t.test('a wallet that accepts connections but never answers: 504 at the deadline', async (t) => {
+t.test("a wallet that accepts connections but never answers: an error within PHIA's 6 s, void queued", async (t) => {
   const sockets = new Set<import('node:net').Socket>();
   const blackHole = createServer((socket) => {
     sockets.add(socket);
@@ -167,6 +165,6 @@ t.test('a wallet that accepts connections but never answers: 504 at the deadline
   const res = await post(app, '/phia/bet', bet);
   const took = Date.now() - started;
   t.ok([503, 504].includes(res.statusCode), `refused with ${res.statusCode}`);
-  t.ok(took < 1500, `no hang: ${took} ms`);
+  t.ok(took < 6000, `no hang: ${took} ms`);
   t.equal(await pendingVoids(app), 1, 'void queued for the undecided bet');
 });

@@ -1,9 +1,14 @@
 /**
- * Where pending voids wait: a Redis sorted set scored by the next attempt time (durable, shared by
- * every gateway), or an in-process map (no Redis, or Redis down at the moment a void was due).
+ * The outbox (docs/idempotency.md, O1-O3): where pending voids wait, each with its request's answer
+ * (the undecided error) stored under the key until the void is confirmed. A Redis sorted set scored
+ * by the next attempt time (durable, shared by every gateway), or an in-process map (no Redis, or
+ * Redis down at the moment a void was due).
  */
 import type { Redis } from 'ioredis';
-import type { ErrorCode, MoneyKind } from '@phia/proto';
+import { isErrorCode, type ErrorCode, type MoneyKind } from '@phia/proto';
+import { answerKey } from '../idempotency/redis-store.js';
+import { idempotencyKey, type AnswerRecord } from '../idempotency/store.js';
+import { errorAnswer, httpStatusOf } from '../phia/contract.js';
 
 /** One void to deliver: wallet `Void {kind, tx_id, error_code, fingerprint}`. */
 export interface VoidJob {
@@ -23,6 +28,16 @@ export interface VoidJob {
   attempt_id: string;
 }
 
+/** The answer a copy gets while the void is pending: the error, for the void's content and attempt. */
+export function pendingAnswer(job: VoidJob): AnswerRecord {
+  return {
+    f: job.fingerprint,
+    s: httpStatusOf(job.error_code),
+    b: JSON.stringify(errorAnswer(job.error_code)),
+    v: job.attempt_id,
+  };
+}
+
 export interface ClaimedVoid {
   job: VoidJob;
   /** Attempts so far, this one included. */
@@ -31,11 +46,12 @@ export interface ClaimedVoid {
 
 export interface VoidBackend {
   readonly name: string;
+  /** Queues the job and stores its answer where the key has none. */
   add(job: VoidJob, dueAt: number): Promise<void>;
   /** Takes up to `limit` due jobs and hides them for `leaseMs` (so two gateways rarely send the same void). */
   claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedVoid[]>;
-  /** The wallet confirmed: forget the job. */
-  done(job: VoidJob): Promise<void>;
+  /** The wallet confirmed: forget the job, and (`drop`) its answer, so that the ledger answers copies. */
+  done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void>;
   /** Try again at `dueAt`. */
   retry(job: VoidJob, dueAt: number): Promise<void>;
   count(): Promise<number>;
@@ -47,35 +63,40 @@ function member(job: VoidJob): string {
 
 function parseMember(text: string): VoidJob | undefined {
   try {
-    const [kind, txId, code, fingerprint, attemptId] = JSON.parse(text) as [
-      MoneyKind,
-      string,
-      ErrorCode,
-      string?,
-      string?,
-    ];
-    if (typeof kind === 'string' && typeof txId === 'string' && typeof code === 'string') {
-      return {
-        kind,
-        tx_id: txId,
-        error_code: code,
-        fingerprint: typeof fingerprint === 'string' ? fingerprint : '',
-        attempt_id: typeof attemptId === 'string' ? attemptId : '',
-      };
-    }
+    const [kind, tx_id, error_code, fingerprint, attempt_id] = JSON.parse(text) as string[];
+    const job = { kind, tx_id, error_code, fingerprint: fingerprint ?? '', attempt_id: attempt_id ?? '' };
+    if (typeof kind === 'string' && typeof tx_id === 'string' && isErrorCode(error_code)) return job as VoidJob;
   } catch {
-    // fall through
+    // not written by this code
   }
   return undefined;
+}
+
+/** Where the in-process backend keeps the answers of its voids (the in-process store). */
+export interface AnswerSink {
+  put(key: string, record: AnswerRecord): void;
+  drop(key: string, attempt: string): void;
 }
 
 export class MemoryVoidBackend implements VoidBackend {
   readonly name = 'memory';
   readonly #jobs = new Map<string, { job: VoidJob; dueAt: number; attempts: number }>();
+  readonly #answers: AnswerSink | undefined;
+
+  /** `answers`: without Redis at all; with Redis (O3) the answer is written when the job moves there. */
+  constructor(answers?: AnswerSink) {
+    this.#answers = answers;
+  }
 
   async add(job: VoidJob, dueAt: number): Promise<void> {
+    this.#answers?.put(idempotencyKey(job.kind, job.tx_id), pendingAnswer(job));
     const key = member(job);
     if (!this.#jobs.has(key)) this.#jobs.set(key, { job, dueAt, attempts: 0 });
+  }
+
+  /** Every job held (O3: moved to Redis once it answers). */
+  jobs(): VoidJob[] {
+    return [...this.#jobs.values()].map((entry) => entry.job);
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedVoid[]> {
@@ -90,8 +111,9 @@ export class MemoryVoidBackend implements VoidBackend {
     return claimed;
   }
 
-  async done(job: VoidJob): Promise<void> {
+  async done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void> {
     this.#jobs.delete(member(job));
+    if (answer === 'drop') this.#answers?.drop(idempotencyKey(job.kind, job.tx_id), job.attempt_id);
   }
 
   async retry(job: VoidJob, dueAt: number): Promise<void> {
@@ -117,29 +139,70 @@ end
 return out
 `;
 
+// KEYS: answer, zset. ARGV: answer record, ttlMs, member, dueAt. The answer only where there is none
+// (R7); a job already queued keeps its schedule.
+const ADD_LUA = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')
+redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3])
+return 1
+`;
+
+// KEYS: zset, attempts hash, answer. ARGV: member, attempt ('' keeps the answer). O1: the answer goes
+// if it is this attempt's.
+const DONE_LUA = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local text = redis.call('GET', KEYS[3])
+if text then
+  local ok, record = pcall(cjson.decode, text)
+  if ok and type(record) == 'table' and record.v == ARGV[2] then redis.call('DEL', KEYS[3]) end
+end
+return 1
+`;
+
 interface VoidCommands {
   phiaVoidClaim(zset: string, attempts: string, now: number, limit: number, leaseUntil: number): Promise<string[]>;
+  phiaVoidAdd(
+    answer: string,
+    zset: string,
+    record: string,
+    ttlMs: number,
+    member: string,
+    dueAt: number,
+  ): Promise<number>;
+  phiaVoidDone(zset: string, attempts: string, answer: string, member: string, attempt: string): Promise<number>;
 }
 
 export class RedisVoidBackend implements VoidBackend {
   readonly name = 'redis';
   readonly #redis: Redis & VoidCommands;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
   readonly #zset: string;
   readonly #attempts: string;
 
-  constructor(redis: Redis, keyPrefix: string) {
+  /** `ttlSeconds`: how long a pending void's answer is kept (IDEMPOTENCY_TTL_SECONDS). */
+  constructor(redis: Redis, keyPrefix: string, ttlSeconds = 86_400) {
     const client = redis as Redis & Partial<VoidCommands>;
     if (typeof client.phiaVoidClaim !== 'function') {
       redis.defineCommand('phiaVoidClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
+      redis.defineCommand('phiaVoidAdd', { numberOfKeys: 2, lua: ADD_LUA });
+      redis.defineCommand('phiaVoidDone', { numberOfKeys: 3, lua: DONE_LUA });
     }
     this.#redis = redis as Redis & VoidCommands;
+    this.#prefix = keyPrefix;
+    this.#ttlMs = ttlSeconds * 1000;
     this.#zset = `${keyPrefix}voids`;
     this.#attempts = `${keyPrefix}voids:attempts`;
   }
 
+  #answerKey(job: VoidJob): string {
+    return answerKey(this.#prefix, idempotencyKey(job.kind, job.tx_id));
+  }
+
   async add(job: VoidJob, dueAt: number): Promise<void> {
-    // NX: a job already queued keeps its schedule.
-    await this.#redis.zadd(this.#zset, 'NX', dueAt, member(job));
+    const record = JSON.stringify(pendingAnswer(job));
+    await this.#redis.phiaVoidAdd(this.#answerKey(job), this.#zset, record, this.#ttlMs, member(job), dueAt);
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedVoid[]> {
@@ -157,9 +220,9 @@ export class RedisVoidBackend implements VoidBackend {
     return claimed;
   }
 
-  async done(job: VoidJob): Promise<void> {
-    const key = member(job);
-    await this.#redis.multi().zrem(this.#zset, key).hdel(this.#attempts, key).exec();
+  async done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void> {
+    const attempt = answer === 'drop' ? job.attempt_id : '';
+    await this.#redis.phiaVoidDone(this.#zset, this.#attempts, this.#answerKey(job), member(job), attempt);
   }
 
   async retry(job: VoidJob, dueAt: number): Promise<void> {

@@ -12,6 +12,8 @@ import { buildApp } from '../app.js';
 import { post, quietLogger, randomPrefix, testConfig } from '../test-helpers/index.js';
 import { moneyBody } from '../test-helpers/stack.js';
 import { WalletError } from '../wallet-client/client.js';
+import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
+import { RedisIdempotencyStore } from '../idempotency/redis-store.js';
 import { RedisVoidBackend, type VoidJob } from './backends.js';
 import { VoidQueue, walletRefusedVoid } from './queue.js';
 
@@ -32,6 +34,9 @@ const job = (tx: string): VoidJob => ({
   fingerprint: `fp-${tx}`,
   attempt_id: `attempt-${tx}`,
 });
+
+const ok = { status: 200, body: '{"balance":"1.00","currency":"USD","tx_id":"t3b"}' };
+const timeout = { status: 504, body: '{"error":"wallet timeout","code":"WALLET_TIMEOUT"}' };
 
 /** A wallet that fails the first `failures` voids of each tx, and records every attempt. */
 function flakyWallet(failures: number) {
@@ -92,23 +97,39 @@ for (const backend of ['memory', 'redis'] as const) {
     t.equal(wallet.attempts.get('t2'), 1);
   });
 
-  t.test(`${backend}: a void stays visible by key until the wallet confirms it`, async (t) => {
-    const wallet = flakyWallet(1);
-    const queue = new VoidQueue({
-      send: wallet.send,
-      baseDelayMs: 1,
-      ...(backend === 'redis' ? { durable: new RedisVoidBackend(redis, `${prefix}c:`) } : {}),
-    });
-    t.equal(queue.pendingFor('bet', 't3'), undefined);
-    await queue.enqueue(job('t3'));
-    t.same(queue.pendingFor('bet', 't3'), job('t3'));
-    t.equal(queue.pendingFor('win', 't3'), undefined, 'keyed by kind too');
-    t.equal(await queue.drainOnce(), 0, 'the first delivery fails');
-    t.same(queue.pendingFor('bet', 't3'), job('t3'), 'still pending');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    t.equal(await queue.drainOnce(), 1);
-    t.equal(queue.pendingFor('bet', 't3'), undefined, 'forgotten once confirmed');
-  });
+  t.test(
+    `${backend}: a void's answer is stored where the key has none, dropped when another attempt's outcome stands`,
+    async (t) => {
+      const wallet = flakyWallet(1);
+      const store =
+        backend === 'redis'
+          ? new RedisIdempotencyStore({ redis, keyPrefix: `${prefix}c:`, ttlSeconds: 60 })
+          : new InProcessIdempotencyStore({ ttlSeconds: 60 });
+      const queue = new VoidQueue({
+        send: async (j: VoidJob) => {
+          await wallet.send(j);
+          return { outcome: 'kept' };
+        },
+        baseDelayMs: 1,
+        ...(backend === 'redis'
+          ? { durable: new RedisVoidBackend(redis, `${prefix}c:`, 60) }
+          : { answers: store as InProcessIdempotencyStore }),
+      });
+      const copy = () => store.begin('bet:t3', 'fp-t3', { waitUntil: 0, lockTtlMs: 1000 });
+      const decided = await store.begin('bet:t3b', 'fp-t3b', { waitUntil: 0, lockTtlMs: 1000 });
+      if (decided.kind === 'acquired') await store.complete('bet:t3b', decided.token, 'fp-t3b', ok);
+      await queue.enqueue(job('t3'));
+      await queue.enqueue(job('t3b'));
+      t.same(await copy(), { kind: 'replay', answer: timeout, waited: false }, 'R7: a copy replays the error');
+      t.equal(await queue.drainOnce(), 0, 'the first delivery fails');
+      t.same(await copy(), { kind: 'replay', answer: timeout, waited: false }, 'still pending');
+      await sleep(10);
+      t.equal(await queue.drainOnce(), 2);
+      t.equal((await copy()).kind, 'acquired', 'O1: kept, the ledger answers copies');
+      const other = await store.begin('bet:t3b', 'fp-t3b', { waitUntil: 0, lockTtlMs: 1000 });
+      t.same(other, { kind: 'replay', answer: ok, waited: false }, 'a decided answer is never replaced nor dropped');
+    },
+  );
 }
 
 t.test('a backlog is delivered batch after batch, not one batch per poll interval', async (t) => {
@@ -178,6 +199,45 @@ t.test('redis down at enqueue time: the void goes to the in-process queue and is
   t.ok(await until(() => wallet.confirmed.length === 1), 'delivered from memory');
   t.ok(errors.includes('redis'), 'the Redis failure was reported');
   t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
+});
+
+t.test('O1: a void that tombstoned, reversed or found other content keeps its answer for good', async (t) => {
+  const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
+  const outcomes = ['tombstoned', 'reversed', 'not_matching'];
+  const queue = new VoidQueue({ send: async (j) => ({ outcome: outcomes[Number(j.tx_id.slice(2))] }), answers: store });
+  for (const n of [0, 1, 2]) await queue.enqueue(job(`t7${n}`));
+  t.equal(await queue.drainOnce(), 3);
+  for (const n of [0, 1, 2]) {
+    const copy = await store.begin(`bet:t7${n}`, `fp-t7${n}`, { waitUntil: 0, lockTtlMs: 1000 });
+    t.same(copy, { kind: 'replay', answer: timeout, waited: false }, `${outcomes[n]}: the error stays`);
+  }
+});
+
+t.test('O3: voids kept in memory while Redis failed move there with their answer once it answers', async (t) => {
+  const durablePrefix = `${prefix}o3:`;
+  class FailsOnce extends RedisVoidBackend {
+    #failed = false;
+    override async add(j: VoidJob, dueAt: number): Promise<void> {
+      if (!this.#failed) {
+        this.#failed = true;
+        throw new Error('Connection is closed.');
+      }
+      return super.add(j, dueAt);
+    }
+  }
+  const queue = new VoidQueue({
+    send: async () => Promise.reject(new Error('wallet unavailable')),
+    durable: new FailsOnce(redis, durablePrefix, 60),
+    baseDelayMs: 60_000,
+  });
+  t.equal(await queue.enqueue(job('t5')), 'memory');
+  t.equal(await redis.zcard(`${durablePrefix}voids`), 0, 'not in Redis yet');
+  await queue.drainOnce();
+  t.equal(await redis.zcard(`${durablePrefix}voids`), 1, 'moved to Redis');
+  const store = new RedisIdempotencyStore({ redis, keyPrefix: durablePrefix, ttlSeconds: 60 });
+  const copy = await store.begin('bet:t5', 'fp-t5', { waitUntil: 0, lockTtlMs: 1000 });
+  t.same(copy, { kind: 'replay', answer: timeout, waited: false }, 'its answer with it');
+  t.equal(await queue.pendingCount(), 1, 'counted once');
 });
 
 t.test('close makes one last delivery pass', async (t) => {

@@ -1,15 +1,14 @@
 /**
- * Contract rule 5, "an error answer is final": when the gateway answers a bet, win or refund with a
- * non-200 that the ledger did not decide (timeout, wallet unavailable, internal fault), the request
- * must never take effect later. The gateway enqueues a wallet `Void {kind, tx_id, error_code}`
- * BEFORE it answers, then a drain loop delivers it, retrying with exponential backoff until the
- * wallet confirms. The queue is durable in Redis when configured; when Redis is absent or fails at
- * enqueue time, the job goes to an in-process queue, which the same loop drains.
+ * Contract rule 5, "an error answer is final": an undecided error the gateway could not settle with
+ * the ledger in time (docs/idempotency.md, S) must never take effect later. The gateway enqueues a
+ * wallet `Void {kind, tx_id, error_code, fingerprint, attempt_id}` BEFORE it answers (O1), then a
+ * drain loop delivers it, retrying with backoff until the wallet confirms. The queue is durable in
+ * Redis when configured; when Redis is absent or fails at enqueue time, the job waits in process
+ * memory (O3) and moves to Redis once it answers.
  */
-import type { ErrorCode } from '@phia/proto';
-import { isFinalDecline } from '../phia/contract.js';
+import { answerClass, type ErrorCode } from '@phia/proto';
 import { WalletError } from '../wallet-client/client.js';
-import type { VoidBackend, VoidJob } from './backends.js';
+import type { AnswerSink, VoidBackend, VoidJob } from './backends.js';
 import { MemoryVoidBackend } from './backends.js';
 
 /**
@@ -18,7 +17,9 @@ import { MemoryVoidBackend } from './backends.js';
  * an unreachable wallet and internal faults are transient: undefined.
  */
 export function walletRefusedVoid(error: unknown): ErrorCode | undefined {
-  return error instanceof WalletError && error.decidedByWallet && isFinalDecline(error.code) ? error.code : undefined;
+  return error instanceof WalletError && error.decidedByWallet && answerClass(error.code) === 'decided'
+    ? error.code
+    : undefined;
 }
 
 export interface VoidQueueOptions {
@@ -26,6 +27,8 @@ export interface VoidQueueOptions {
   send: (job: VoidJob) => Promise<unknown>;
   /** Durable backend (Redis); when absent, the in-process one is the only one. */
   durable?: VoidBackend;
+  /** Without Redis: the in-process store, where the in-process backend keeps its voids' answers. */
+  answers?: AnswerSink;
   /** First retry delay; doubles per attempt up to maxDelayMs (with ±20% jitter). */
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -47,57 +50,43 @@ export interface VoidQueueOptions {
 
 const MAX_REMEMBERED = 100_000;
 
-function pendingKey(kind: string, txId: string): string {
-  return `${kind}\u0000${txId}`;
-}
-
 /** One void: the attempt it undoes, under its key. */
 function jobKey(job: VoidJob): string {
-  return `${pendingKey(job.kind, job.tx_id)}\u0000${job.attempt_id}\u0000${job.fingerprint}`;
+  return [job.kind, job.tx_id, job.attempt_id, job.fingerprint].join('\u0000');
 }
 
+type Tuning = 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs' | 'batchSize';
+
 export class VoidQueue {
-  readonly #send: VoidQueueOptions['send'];
   readonly #durable: VoidBackend | undefined;
-  readonly #memory = new MemoryVoidBackend();
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
-  readonly #pollIntervalMs: number;
-  readonly #leaseMs: number;
-  readonly #batchSize: number;
-  readonly #options: VoidQueueOptions;
+  readonly #memory: MemoryVoidBackend;
+  readonly #options: VoidQueueOptions & Required<Pick<VoidQueueOptions, Tuning>>;
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #kicked = false;
   #lastCount = 0;
-  /** Voids in the durable queue when it was last readable; unknown (Infinity) until the first read. */
-  #lastDurableCount = Number.POSITIVE_INFINITY;
-  /**
-   * Voids this gateway enqueued and has not seen confirmed, by (kind, tx_id). A duplicate that cannot
-   * read the idempotency store (Redis down) looks here before asking the wallet, so it gets the first
-   * answer instead of applying a request whose void is still on its way.
-   */
-  readonly #pendingByKey = new Map<string, VoidJob>();
-  /** Voids reported to onUnappliable, so each is reported once (bounded like #pendingByKey). */
+  /** Voids reported to onUnappliable, so each is reported once (bounded). */
   readonly #unappliable = new Set<string>();
 
   constructor(options: VoidQueueOptions) {
-    this.#options = options;
-    this.#send = options.send;
+    // maxDelayMs short: a void waits mostly for a wallet that is down; once it is back, the void
+    // should land before the player's next requests can spend what it undoes (docs/idempotency.md, E).
+    this.#options = {
+      baseDelayMs: 200,
+      maxDelayMs: 1000,
+      pollIntervalMs: 500,
+      leaseMs: 10_000,
+      batchSize: 50,
+      ...options,
+    };
     this.#durable = options.durable;
-    this.#baseDelayMs = options.baseDelayMs ?? 200;
-    // Short: a void waits mostly for a wallet that is down, and every moment it stays pending after the
-    // wallet is back is a moment a copy through another gateway (without Redis) could apply the request.
-    this.#maxDelayMs = options.maxDelayMs ?? 1000;
-    this.#pollIntervalMs = options.pollIntervalMs ?? 500;
-    this.#leaseMs = options.leaseMs ?? 10_000;
-    this.#batchSize = options.batchSize ?? 50;
+    this.#memory = new MemoryVoidBackend(options.answers);
   }
 
   /**
-   * Stores the job (Redis first, in-process if that fails) and wakes the loop. Resolves once the job
-   * is stored, so the caller can answer knowing the void will be delivered.
+   * Stores the job with its answer (Redis first, O1; in-process if that fails, O3) and wakes the loop.
+   * Resolves once the job is stored, so the caller can answer knowing the void will be delivered.
    */
   async enqueue(job: VoidJob): Promise<'durable' | 'memory'> {
     const now = Date.now();
@@ -106,42 +95,23 @@ export class VoidQueue {
       try {
         await this.#durable.add(job, now);
         where = 'durable';
-        this.#lastDurableCount += 1;
       } catch (error) {
         this.#options.onBackendError?.(this.#durable.name, error);
       }
     }
     if (where === 'memory') await this.#memory.add(job, now);
-    this.#remember(job);
     this.#lastCount++;
     this.kick();
     return where;
   }
 
-  /**
-   * Whether some gateway may have a void pending that this one cannot see now: the durable queue held
-   * voids when it was last readable (or was never read). A request that cannot read the idempotency
-   * store must then not be applied blindly: it could be a copy of a request answered with an error
-   * whose void has not reached the wallet yet (contract rule 5).
-   */
-  othersMayHavePendingVoids(): boolean {
-    return this.#durable !== undefined && this.#lastDurableCount > 0;
-  }
-
-  /** The void this gateway still has pending for (kind, tx_id), if any. */
-  pendingFor(kind: string, txId: string): VoidJob | undefined {
-    return this.#pendingByKey.get(pendingKey(kind, txId));
-  }
-
-  #remember(job: VoidJob): void {
-    const key = pendingKey(job.kind, job.tx_id);
-    if (this.#pendingByKey.has(key)) return; // the first error answer is the one a duplicate must get
-    // Bounded: past the cap the oldest entries are forgotten (their voids are still delivered).
-    if (this.#pendingByKey.size >= MAX_REMEMBERED) {
-      const oldest = this.#pendingByKey.keys().next().value;
-      if (oldest !== undefined) this.#pendingByKey.delete(oldest);
+  /** O3: voids kept in memory while Redis failed move there (with their answers) once it answers. */
+  async #moveToDurable(): Promise<void> {
+    if (this.#durable === undefined) return;
+    for (const job of this.#memory.jobs()) {
+      await this.#durable.add(job, Date.now());
+      await this.#memory.done(job, 'keep');
     }
-    this.#pendingByKey.set(key, job);
   }
 
   #reportUnappliable(job: VoidJob, attempts: number, code: ErrorCode): void {
@@ -163,9 +133,7 @@ export class VoidQueue {
     let count = await this.#memory.count();
     if (this.#durable !== undefined) {
       try {
-        const durable = await this.#durable.count();
-        this.#lastDurableCount = durable;
-        count += durable;
+        count += await this.#durable.count();
       } catch (error) {
         this.#options.onBackendError?.(this.#durable.name, error);
         return Math.max(this.#lastCount, count);
@@ -177,54 +145,48 @@ export class VoidQueue {
 
   /** The delay before attempt `attempts + 1`. */
   backoff(attempts: number): number {
-    const raw = Math.min(this.#baseDelayMs * 2 ** Math.max(attempts - 1, 0), this.#maxDelayMs);
+    const raw = Math.min(this.#options.baseDelayMs * 2 ** Math.max(attempts - 1, 0), this.#options.maxDelayMs);
     return Math.round(raw * (0.8 + Math.random() * 0.4));
   }
 
   /** One pass over both backends: delivers every due job once. Returns how many were confirmed. */
   async drainOnce(): Promise<number> {
     let delivered = 0;
+    try {
+      await this.#moveToDurable();
+    } catch (error) {
+      this.#options.onBackendError?.('redis', error);
+    }
     const backends = this.#durable === undefined ? [this.#memory] : [this.#durable, this.#memory];
     for (const backend of backends) {
+      const backendError = (error: unknown) => this.#options.onBackendError?.(backend.name, error);
       let claimed;
       try {
-        claimed = await backend.claimDue(Date.now(), this.#batchSize, this.#leaseMs);
+        claimed = await backend.claimDue(Date.now(), this.#options.batchSize, this.#options.leaseMs);
       } catch (error) {
-        this.#options.onBackendError?.(backend.name, error);
+        backendError(error);
         continue;
       }
       await Promise.all(
         claimed.map(async ({ job, attempts }) => {
           let result: unknown;
           try {
-            result = await this.#send(job);
+            result = await this.#options.send(job);
           } catch (error) {
             this.#options.onFailed?.(job, attempts, error);
             const refusal = walletRefusedVoid(error);
             if (refusal !== undefined) this.#reportUnappliable(job, attempts, refusal);
-            try {
-              await backend.retry(job, Date.now() + this.backoff(attempts));
-            } catch (backendError) {
-              // The lease expires by itself; the job comes back then.
-              this.#options.onBackendError?.(backend.name, backendError);
-            }
+            // On a backend failure the lease expires by itself; the job comes back then.
+            await backend.retry(job, Date.now() + this.backoff(attempts)).catch(backendError);
             return;
           }
           delivered++;
           this.#unappliable.delete(jobKey(job));
-          // From now on the wallet itself replays the voided outcome to any duplicate.
-          const key = pendingKey(job.kind, job.tx_id);
-          const mine = this.#pendingByKey.get(key);
-          if (mine !== undefined && mine.attempt_id === job.attempt_id && mine.fingerprint === job.fingerprint) {
-            this.#pendingByKey.delete(key);
-          }
           this.#options.onDelivered?.(job, attempts, result);
-          try {
-            await backend.done(job);
-          } catch (backendError) {
-            // Delivered but not removed: it will be sent again, and Void is idempotent.
-            this.#options.onBackendError?.(backend.name, backendError);
-          }
+          // O1: the error is the ledger's now and stays the key's answer, unless the void found another
+          // attempt's outcome (kept, declined): the ledger answers copies. Not removed: sent again.
+          const outcome = String((result as { outcome?: unknown } | undefined)?.outcome);
+          await backend.done(job, ['kept', 'declined'].includes(outcome) ? 'drop' : 'keep').catch(backendError);
         }),
       );
     }
@@ -252,9 +214,9 @@ export class VoidQueue {
       // A full batch delivered: more are likely due (a backlog after an outage or an overload), so the
       // next pass starts at once instead of after the poll interval (which capped delivery at about
       // batchSize per interval).
-      if (this.#kicked || delivered >= this.#batchSize) continue;
+      if (this.#kicked || delivered >= this.#options.batchSize) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.#pollIntervalMs);
+        const timer = setTimeout(done, this.#options.pollIntervalMs);
         timer.unref();
         function done() {
           clearTimeout(timer);
