@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { freePort, ManagedProcess } from './chaos/processes.js';
 import { createTestSchema } from './helpers/postgres.js';
-import { WalletCallError, walletTestClient } from './helpers/wallet-client.js';
+import { waitForWallet, walletTestClient } from './helpers/wallet-client.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ADMIN = join(ROOT, 'admin/bin/phia-admin.js');
@@ -71,19 +71,7 @@ const client = walletTestClient(
   ),
 );
 t.teardown(() => client.close());
-/** Resolves once the wallet answers (its database is ready). */
-async function walletUp(): Promise<void> {
-  for (const started = Date.now(); ; await new Promise((done) => setTimeout(done, 200))) {
-    try {
-      await client.GetBalance({ user_id: 'nobody', currency: 'USD' }, { deadlineMs: 2000 });
-      return;
-    } catch (error) {
-      if (error instanceof WalletCallError && error.code === 'ACCOUNT_NOT_FOUND') return;
-      if (Date.now() - started > 60_000) throw error;
-    }
-  }
-}
-await walletUp();
+await waitForWallet(client);
 
 const user = `admin-${process.pid}`;
 await client.Deposit({ tx_id: `${user}-dep`, user_id: user, currency: 'USD', amount: '100.00' });

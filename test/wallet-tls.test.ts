@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { freePort, ManagedProcess } from './chaos/processes.js';
 import { createTestSchema } from './helpers/postgres.js';
-import { WalletCallError, walletTestClient } from './helpers/wallet-client.js';
+import { WalletCallError, waitForWallet, walletTestClient } from './helpers/wallet-client.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SIGNING_KEY = 'wallet-tls-test-key-0123456789abcdef';
@@ -91,21 +91,9 @@ wallet.start();
 const trusted = walletTestClient(walletAddress, tlsCredentials(link.ca, link.gatewayCert, link.gatewayKey));
 t.teardown(() => trusted.close());
 
-async function walletUp(): Promise<boolean> {
-  for (const started = Date.now(); Date.now() - started < 60_000;) {
-    try {
-      await trusted.GetBalance({ user_id: 'nobody', currency: 'USD' }, { deadlineMs: 2000 });
-      return true;
-    } catch (error) {
-      if (error instanceof WalletCallError && error.code === 'ACCOUNT_NOT_FOUND') return true;
-      await new Promise((done) => setTimeout(done, 200));
-    }
-  }
-  return false;
-}
-
 t.test('only a client with a certificate of the link CA gets in; the others move nothing', async (t) => {
-  t.ok(await walletUp(), 'the wallet answers a client with the gateway certificate');
+  await waitForWallet(trusted);
+  t.pass('the wallet answers a client with the gateway certificate');
   const user = `tls-${process.pid}`;
   await trusted.Deposit({ user_id: user, currency: 'USD', amount: '10.00', tx_id: `${user}-d1` });
 

@@ -78,3 +78,19 @@ export function walletTestClient(
   }
   return api as WalletTestClient;
 }
+
+/**
+ * Resolves once the wallet answers a call (its database is ready): a balance of nobody, which is
+ * ACCOUNT_NOT_FOUND on a ready wallet. Throws the last error after `timeoutMs`.
+ */
+export async function waitForWallet(client: WalletTestClient, timeoutMs = 60_000): Promise<void> {
+  for (const started = Date.now(); ; await new Promise((done) => setTimeout(done, 200))) {
+    try {
+      await client.GetBalance({ user_id: 'nobody', currency: 'USD' }, { deadlineMs: 2000 });
+      return;
+    } catch (error) {
+      if (error instanceof WalletCallError && error.code === 'ACCOUNT_NOT_FOUND') return;
+      if (Date.now() - started > timeoutMs) throw error;
+    }
+  }
+}

@@ -135,7 +135,7 @@ export function adminHandlers(
         return {
           unbalanced_currencies: books.unbalancedCurrencies,
           drifted_accounts: books.driftedAccounts,
-          negative_accounts: books.negativeAccounts.map((account) => ({ ...account, entries: account.balance })),
+          negative_accounts: books.negativeAccounts,
         };
       },
       deps,
