@@ -107,9 +107,6 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
-  // The Wallet service is there from the first moment the port is open, answering UNAVAILABLE until
-  // the ledger is ready (callers then retry or void, as for a wallet that is down), never
-  // UNIMPLEMENTED, which a gateway must take for a fault of its own.
   // The services are there from the first moment the port is open, answering UNAVAILABLE until the
   // ledger is ready (callers then retry or void, as for a wallet that is down), never UNIMPLEMENTED,
   // which a gateway must take for a fault of its own.
@@ -144,6 +141,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     db.kind === 'postgres' ? 'ledger on PostgreSQL' : 'ledger on embedded PGlite: no DATABASE_URL set',
   );
 
+  metrics.observePool(db);
   const ledger = new Ledger(instrumentDatabase(db, metrics), {
     currencies: options.currencies ?? buildCurrencyTable(),
     defaultSessionTtlSeconds: options.sessionTtlSeconds,
