@@ -60,3 +60,38 @@ t.test('phia_build_info and the pool gauges follow the pool as calls take and gi
   t.equal(value(after, 'wallet_db_pool_waiting_requests'), 0, 'the queue drained');
   t.equal(value(after, 'wallet_db_pool_idle_clients'), 2, 'both back in the pool');
 });
+
+t.test('the periodic books check counts accounts below zero; without it the series is absent', async (t) => {
+  const off = await startWalletServer({ databaseUrl: schema.databaseUrl, schema: schema.schema, metricsPort: 0 });
+  const offText = await fetch(`http://127.0.0.1:${off.metricsPort}/metrics`).then((res) => res.text());
+  await off.close();
+  t.notMatch(offText, /wallet_books_negative_accounts/, 'off unless configured');
+
+  const wallet = await startWalletServer({
+    databaseUrl: schema.databaseUrl,
+    schema: schema.schema,
+    metricsPort: 0,
+    booksCheckIntervalMs: 20,
+  });
+  t.teardown(() => wallet.close());
+  const negative = async () =>
+    value(
+      await fetch(`http://127.0.0.1:${wallet.metricsPort}/metrics`).then((res) => res.text()),
+      'wallet_books_negative_accounts',
+    );
+  /** Scrapes until the gauge shows `wanted` (the check runs every 20 ms). */
+  const until = async (wanted: number) => {
+    while ((await negative()) !== wanted) await new Promise((resolve) => setTimeout(resolve, 10));
+    return wanted;
+  };
+
+  await wallet.ledger.deposit({ tx_id: 'books-dep', user_id: 'books-1', currency: 'USD', amount: '5.00' });
+  t.equal(await until(0), 0, 'sound books: 0');
+  // The database refuses a negative player balance; only a dropped constraint (a hand-made fix, a
+  // migration gone wrong) lets one in, and that is what the check is there to see.
+  await schema.pool.query('ALTER TABLE accounts DROP CONSTRAINT player_balance_not_negative');
+  await schema.pool.query(`UPDATE accounts SET balance = -1 WHERE owner_kind = 'player' AND user_id = 'books-1'`);
+  t.equal(await until(1), 1, 'one account below zero');
+  await schema.pool.query(`UPDATE accounts SET balance = 5 WHERE owner_kind = 'player' AND user_id = 'books-1'`);
+  t.equal(await until(0), 0, 'back to 0 once repaired');
+});

@@ -14,6 +14,7 @@ import {
 import { openDatabase, type Database } from './db/index.js';
 import { adminHandlers, walletHandlers } from './grpc/handlers.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
+import { watchBooks } from './books-watch.js';
 import { describeDatabaseUrl } from './logger.js';
 import { instrumentDatabase, WalletMetrics } from './metrics.js';
 
@@ -41,6 +42,8 @@ export interface WalletServerOptions {
   hooks?: LedgerHooks;
   /** Process metrics (CPU, memory, event loop): on for the real server, off in tests. */
   collectDefaultMetrics?: boolean;
+  /** Every this many ms, count accounts below zero into wallet_books_negative_accounts; unset or 0: off. */
+  booksCheckIntervalMs?: number | undefined;
   /** How long a graceful close waits for running calls before cutting them. */
   shutdownTimeoutMs?: number;
 }
@@ -152,6 +155,10 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
   started.admin = adminHandlers(ledger, { logger, metrics });
   health.setStatus('', 'SERVING');
   health.setStatus(WALLET_SERVICE_NAME, 'SERVING');
+  const stopBooksCheck =
+    options.booksCheckIntervalMs !== undefined && options.booksCheckIntervalMs > 0
+      ? watchBooks(ledger, metrics, options.booksCheckIntervalMs, logger)
+      : undefined;
 
   let metricsServer: HttpServer | undefined;
   if (options.metricsPort !== undefined) {
@@ -161,6 +168,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
 
   let closing: Promise<void> | undefined;
   const closeRest = async () => {
+    stopBooksCheck?.();
     await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
     await db.close();
   };
