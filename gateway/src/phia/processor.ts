@@ -142,7 +142,7 @@ export class PhiaProcessor {
           { reason: begin.reason, tx_id: body.tx_id },
           'idempotency store unreachable: settling with the ledger',
         );
-        return this.#withoutStore(request, ctx);
+        return this.#withoutStore(request, key, ctx);
       case 'acquired': // R1-R3, R9
         break;
     }
@@ -183,14 +183,20 @@ export class PhiaProcessor {
    * this key in an outbox this one cannot read). The ledger settles the request: a Void naming this
    * content and an attempt that applied nothing tombstones it if unseen.
    */
-  async #withoutStore(request: MoneyRequest, ctx: RequestContext): Promise<Answer> {
+  async #withoutStore(request: MoneyRequest, key: string, ctx: RequestContext): Promise<Answer> {
     const attemptId = randomUUID();
     const settled = await this.#settle(request, 'WALLET_UNAVAILABLE', attemptId, false, ctx);
     this.#o.metrics?.settledWithoutStore.inc({
       action: request.kind,
       outcome: settled === undefined ? 'unsettled' : settled.code,
     });
-    if (settled !== undefined) return settled;
+    if (settled !== undefined) {
+      // N1, N2: the ledger's answer, written to Redis once it answers (O3); N3, N4 are this copy's only.
+      if (settled.code === 'ok' || answerClass(settled.code as ErrorCode) !== 'request') {
+        await this.#o.store.complete(key, undefined, request.fingerprint, settled);
+      }
+      return settled;
+    }
     // N5 → O3: nothing can tell the key's state (it may be a copy of a 200): this request's own
     // answer, and a void so that it never applies if unseen.
     await this.#queueVoid(request, 'WALLET_UNAVAILABLE', attemptId, ctx);

@@ -50,6 +50,9 @@ export interface VoidQueueOptions {
 
 const MAX_REMEMBERED = 100_000;
 
+/** O1: the void outcomes after which the void's error stays the key's answer. */
+const KEEPS_ANSWER = new Set(['tombstoned', 'reversed', 'decline_replaced', 'not_matching']);
+
 /** One void: the attempt it undoes, under its key. */
 function jobKey(job: VoidJob): string {
   return [job.kind, job.tx_id, job.attempt_id, job.fingerprint].join('\u0000');
@@ -183,10 +186,10 @@ export class VoidQueue {
           delivered++;
           this.#unappliable.delete(jobKey(job));
           this.#options.onDelivered?.(job, attempts, result);
-          // O1: the error is the ledger's now and stays the key's answer, unless the void found another
-          // attempt's outcome (kept, declined): the ledger answers copies. Not removed: sent again.
+          // O1: the error stays the key's answer only if this void made the ledger hold it (or the row
+          // is other content's); a row decided before answers copies itself. Not removed: sent again.
           const outcome = String((result as { outcome?: unknown } | undefined)?.outcome);
-          await backend.done(job, ['kept', 'declined'].includes(outcome) ? 'drop' : 'keep').catch(backendError);
+          await backend.done(job, KEEPS_ANSWER.has(outcome) ? 'keep' : 'drop').catch(backendError);
         }),
       );
     }
