@@ -12,7 +12,6 @@ import {
   isErrorCode,
   moneyFingerprint,
   normalizeAmount,
-  PhiaError,
   type CurrencyTable,
   type ErrorCode,
   type MoneyKind,
@@ -22,8 +21,12 @@ import { idempotencyKey, type IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { VoidQueue } from '../voids/queue.js';
 import type { TransactionReply, WalletClient } from '../wallet-client/client.js';
+import { balanceAnswer } from './balance.js';
 import {
   codeFromBody,
+  codeOf,
+  logWalletError,
+  optional,
   errorToAnswer,
   okAnswer,
   walletBalance,
@@ -69,15 +72,6 @@ interface MoneyRequest {
   arrivedAt: number;
 }
 
-function codeOf(error: unknown): ErrorCode {
-  return error instanceof PhiaError ? error.code : 'INTERNAL';
-}
-
-/** Optional text fields: absent, null and "" all mean "not given". */
-function optional(value: string | null | undefined): string | undefined {
-  return value === null || value === undefined || value === '' ? undefined : value;
-}
-
 export class PhiaProcessor {
   readonly #o: ProcessorOptions;
 
@@ -85,23 +79,9 @@ export class PhiaProcessor {
     this.#o = options;
   }
 
-  async balance(body: BalanceBodyT, ctx: RequestContext): Promise<Answer> {
-    const decimals = currencyDecimals(this.#o.currencies, body.currency);
-    try {
-      const sessionId = optional(body.session_id);
-      const reply = await this.#o.wallet.getBalance(
-        {
-          user_id: body.user_id,
-          currency: body.currency,
-          ...(sessionId === undefined ? {} : { session_id: sessionId }),
-        },
-        { requestId: ctx.requestId, arrivedAt: ctx.arrivedAt },
-      );
-      return okAnswer({ balance: walletBalance(reply.balance, decimals), currency: body.currency });
-    } catch (error) {
-      this.#logWalletError(error, ctx, 'balance');
-      return errorToAnswer(codeOf(error));
-    }
+  /** Not a money request: no key, no void; one wallet read. */
+  balance(body: BalanceBodyT, ctx: RequestContext): Promise<Answer> {
+    return balanceAnswer(this.#o, body, ctx);
   }
 
   async money(kind: MoneyKind, body: MoneyBodyT, ctx: RequestContext): Promise<Answer> {
@@ -242,7 +222,7 @@ export class PhiaProcessor {
         ctx.log.error({ kind, tx_id: body.tx_id, status: record.status }, 'ledger row without an answer');
         return undefined;
       } catch (error) {
-        this.#logWalletError(error, ctx, 'settle');
+        logWalletError(error, ctx, 'settle');
         // A void refused with a decline of its own (a spent credit) waits in the outbox (O2).
         if (answerClass(codeOf(error)) !== 'undecided') return undefined;
         await sleep(Math.max(0, Math.min(SETTLE_RETRY_MS, until - Date.now())));
@@ -276,13 +256,8 @@ export class PhiaProcessor {
     ctx: RequestContext,
   ): Promise<'durable' | 'memory'> {
     const { kind, body, fingerprint } = request;
-    const where = await this.#o.voids.enqueue({
-      kind,
-      tx_id: body.tx_id,
-      error_code: code,
-      fingerprint,
-      attempt_id: attemptId,
-    });
+    const job = { kind, tx_id: body.tx_id, error_code: code, fingerprint, attempt_id: attemptId };
+    const where = await this.#o.voids.enqueue(job);
     this.#o.metrics?.voidsEnqueued.inc({ kind, backend: where });
     ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'not settled in time: void queued');
     return where;
@@ -313,13 +288,8 @@ export class PhiaProcessor {
       );
       return okAnswer({ balance: walletBalance(reply.balance, decimals), currency: body.currency, tx_id: body.tx_id });
     } catch (error) {
-      this.#logWalletError(error, ctx, kind);
+      logWalletError(error, ctx, kind);
       return errorToAnswer(codeOf(error));
     }
-  }
-
-  #logWalletError(error: unknown, ctx: RequestContext, action: string): void {
-    const [code, detail] = [codeOf(error), error instanceof PhiaError ? error.detail : String(error)];
-    ctx.log[answerClass(code) === 'undecided' ? 'warn' : 'debug']({ action, code, detail }, 'wallet call failed');
   }
 }

@@ -6,6 +6,7 @@
  * Redis when configured; when Redis is absent or fails at enqueue time, the job waits in process
  * memory (O3) and moves to Redis once it answers.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { answerClass, type ErrorCode } from '@phia/proto';
 import { WalletError } from '../wallet-client/client.js';
 import type { AnswerSink, VoidBackend, VoidJob } from './backends.js';
@@ -241,14 +242,9 @@ export class VoidQueue {
     this.#wake?.();
     await this.#loop;
     if (drainTimeoutMs <= 0) return;
-    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.drainOnce().catch((error: unknown) => this.#options.onBackendError?.('queue', error)),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, drainTimeoutMs);
-        timer.unref();
-      }),
+      sleep(drainTimeoutMs, undefined, { ref: false }),
     ]);
-    clearTimeout(timer);
   }
 }
