@@ -118,7 +118,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         reply = await this.#redis.phiaIdemBegin(answerKey, lockKey, token, fingerprint, options.lockTtlMs);
       } catch (error) {
         this.#onError(error as Error, 'begin');
-        if (Date.now() >= retryUntil) return { kind: 'unreachable', reason: (error as Error).message }; // N1-N5
+        if (Date.now() >= retryUntil) return { kind: 'unreachable', reason: (error as Error).message, token }; // N1-N5
         await sleep(RETRY_PAUSE_MS);
         continue;
       }
@@ -127,7 +127,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       if (state === 'answer') {
         const record = parseRecord(value);
         // Never written by this code: the ledger answers instead.
-        if (record === undefined) return { kind: 'unreachable', reason: 'unreadable answer entry' };
+        if (record === undefined) return { kind: 'unreachable', reason: 'unreadable answer entry', token };
         if (record.f !== fingerprint) return { kind: 'mismatch' }; // R8
         return { kind: 'replay', answer: { status: record.s, body: record.b }, waited: attempt > 0 }; // R6, R7
       }

@@ -224,3 +224,28 @@ t.test('redis: an answer settled without the lock never replaces one, nor takes 
   t.ok(await store.complete('bet:nolock', undefined, 'fp', other), 'free key: the script ran');
   t.same(await store.begin('bet:nolock', 'fp', opts()), { kind: 'replay', answer, waited: false }, 'first answer kept');
 });
+
+t.test('redis: a begin that timed out and ran late holds the lock for the token it returned', async (t) => {
+  const url = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
+  const client = createRedisClient(proxy.url('redis'));
+  t.teardown(async () => {
+    client.disconnect();
+    await proxy.close();
+  });
+  await waitForRedis(client);
+  const store = new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds: 60 });
+  t.teardown(() => store.close());
+  proxy.pause();
+  const begin = await store.begin('bet:late', 'fp', opts());
+  if (begin.kind !== 'unreachable') return t.fail(`not unreachable: ${begin.kind}`);
+  proxy.resume();
+  const lock = `${prefix}lock:bet:late`;
+  for (let i = 0; i < 40 && (await redis.exists(lock)) === 0; i++) await sleep(25);
+  t.equal(await redis.exists(lock), 1, 'a late try took the lock');
+  const tombstone = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  t.ok(await store.complete('bet:late', begin.token, 'fp', tombstone), 'the answer settled without the store');
+  t.equal(await redis.exists(lock), 0, 'takes the lock away with it');
+  const other = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  t.same(await other.begin('bet:late', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
+});

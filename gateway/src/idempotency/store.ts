@@ -31,8 +31,11 @@ export type BeginResult =
   | { kind: 'mismatch' }
   /** A copy still held the key when the wait ended. */
   | { kind: 'in_progress' }
-  /** The store could not be used (Redis down, slow or paused). */
-  | { kind: 'unreachable'; reason: string };
+  /**
+   * The store could not be used (Redis down, slow or paused). `token`: a try that timed out may still
+   * take the lock under it later; the caller completes or releases with it.
+   */
+  | { kind: 'unreachable'; reason: string; token: string };
 
 export interface BeginOptions {
   /** Epoch ms until which a copy waits for the running request's answer. */

@@ -122,7 +122,7 @@ export class PhiaProcessor {
           { reason: begin.reason, tx_id: body.tx_id },
           'idempotency store unreachable: settling with the ledger',
         );
-        return this.#withoutStore(request, key, ctx);
+        return this.#withoutStore(request, key, begin.token, ctx);
       case 'acquired': // R1-R3, R9
         break;
     }
@@ -163,7 +163,7 @@ export class PhiaProcessor {
    * this key in an outbox this one cannot read). The ledger settles the request: a Void naming this
    * content and an attempt that applied nothing tombstones it if unseen.
    */
-  async #withoutStore(request: MoneyRequest, key: string, ctx: RequestContext): Promise<Answer> {
+  async #withoutStore(request: MoneyRequest, key: string, token: string, ctx: RequestContext): Promise<Answer> {
     const attemptId = randomUUID();
     const settled = await this.#settle(request, 'WALLET_UNAVAILABLE', attemptId, false, ctx);
     this.#o.metrics?.settledWithoutStore.inc({
@@ -171,10 +171,11 @@ export class PhiaProcessor {
       outcome: settled === undefined ? 'unsettled' : settled.code,
     });
     if (settled !== undefined) {
-      // N1, N2: the ledger's answer, written to Redis once it answers (O3); N3, N4 are this copy's only.
-      if (settled.code === 'ok' || answerClass(settled.code as ErrorCode) !== 'request') {
-        await this.#o.store.complete(key, undefined, request.fingerprint, settled);
-      }
+      // N1, N2: the ledger's answer, written to Redis once it answers (O3), with the lock a late
+      // begin may have taken; N3, N4 are this copy's only.
+      if (settled.code !== 'ok' && answerClass(settled.code as ErrorCode) === 'request') {
+        await this.#o.store.release(key, token);
+      } else await this.#o.store.complete(key, token, request.fingerprint, settled);
       return settled;
     }
     // N5 → O3: nothing can tell the key's state (it may be a copy of a 200): this request's own
