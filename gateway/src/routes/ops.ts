@@ -22,7 +22,7 @@ const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
    */
   app.get('/readyz', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (_request, reply) => {
     const [walletHealth, redisUp, pending] = await Promise.all([
-      app.wallet.health(500),
+      app.wallet.health(1000),
       app.redis === undefined ? Promise.resolve(true) : app.store.ping(),
       app.pendingVoids(),
     ]);
