@@ -9,8 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
 import { buildApp } from '../app.js';
-import { post, quietLogger, randomPrefix, testConfig } from '../test-helpers/index.js';
-import { moneyBody } from '../test-helpers/stack.js';
+import { moneyBody, post, quietLogger, randomPrefix, testConfig } from '../test-helpers/index.js';
 import { WalletError } from '../wallet-client/client.js';
 import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
 import { RedisIdempotencyStore } from '../idempotency/redis-store.js';
@@ -336,5 +335,5 @@ t.test('phia_voids_unappliable_total counts a void the wallet refuses, by kind a
   t.ok(await until(() => voidAttempts >= 3), 'the refused void is retried');
   const text = await metrics();
   t.match(text, /^phia_voids_unappliable_total\{kind="win",code="INSUFFICIENT_FUNDS"\} 1$/m, 'counted once');
-  t.match(text, /^phia_pending_voids 1$/m, 'still pending');
+  t.match(text, /^phia_pending_voids\{backend="memory"\} 1$/m, 'still pending');
 });
