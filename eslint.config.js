@@ -13,4 +13,38 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // The gateway and the wallet share only @phia/proto: neither imports the other's source (tests that
+  // need both live in test/).
+  {
+    files: ['gateway/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/wallet-service/**', '@phia/wallet-service', '@phia/wallet-service/**'],
+              message: 'the gateway talks to the wallet over gRPC only; whole-stack tests go in test/',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['wallet-service/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/gateway/**', '@phia/gateway', '@phia/gateway/**'],
+              message: 'the wallet knows nothing of the gateway; whole-stack tests go in test/',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

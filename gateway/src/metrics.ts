@@ -19,12 +19,22 @@ export interface GatewayMetrics {
   voidsDelivered: Counter<'kind'>;
   voidFailures: Counter<'kind'>;
   voidsUnappliable: Counter<'kind' | 'code'>;
-  pendingVoids: Gauge;
+  pendingVoids: Gauge<'backend'>;
   settledWithoutStore: Counter<'action' | 'outcome'>;
+  admissionRefusals: Counter<'action' | 'answer'>;
+}
+
+/**
+ * Voids waiting for the wallet, by backend: `redis` is the shared outbox (the same count on every
+ * gateway: take the max across gateways), `memory` this gateway's own (sum them). Absent: no such backend.
+ */
+export interface PendingVoids {
+  redis?: number;
+  memory: number;
 }
 
 export function createMetrics(options: {
-  pendingVoids: () => Promise<number>;
+  pendingVoids: () => Promise<PendingVoids>;
   defaultMetrics?: boolean;
 }): GatewayMetrics {
   const registry = new Registry();
@@ -108,16 +118,25 @@ export function createMetrics(options: {
     }),
     pendingVoids: new Gauge({
       name: 'phia_pending_voids',
-      help: 'Voids waiting for the wallet to confirm them',
+      help: 'Voids waiting for the wallet to confirm them, by backend: redis = the shared outbox (same on every gateway), memory = this gateway',
+      labelNames: ['backend'],
       registers,
       async collect() {
-        this.set(await options.pendingVoids());
+        const pending = await options.pendingVoids();
+        if (pending.redis !== undefined) this.set({ backend: 'redis' }, pending.redis);
+        this.set({ backend: 'memory' }, pending.memory);
       },
     }),
     settledWithoutStore: new Counter({
       name: 'phia_settled_without_store_total',
       help: 'Money requests settled with the ledger because the idempotency store was unreachable, by the answer code (unsettled: void queued)',
       labelNames: ['action', 'outcome'],
+      registers,
+    }),
+    admissionRefusals: new Counter({
+      name: 'phia_admission_refusals_total',
+      help: 'PHIA requests refused before any work while the gateway was full (answer: 503 for a balance, closed for a money request)',
+      labelNames: ['action', 'answer'],
       registers,
     }),
   };

@@ -1,25 +1,27 @@
 /**
  * The PHIA endpoints (contract section 2): `POST /phia/{balance,bet,win,refund}` and `POST /phia`
- * with `action`. Each route declares its body and answer schemas; the work is the processor's.
+ * with `action`. Each route declares its body and answer schemas (the bodies typed by them); the
+ * work is the processor's.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { PhiaError, type MoneyKind } from '@phia/proto';
 import {
   ACTION_ENDPOINTS,
   ACTION_FIELD,
-  ACTIONS,
   answerSchema,
-  BODY_SCHEMA,
-  fieldTooLong,
+  BalanceBody,
+  BetBody,
   errorAnswer,
-  isAction,
+  fieldTooLong,
+  RefundBody,
   SINGLE_ENDPOINT,
-  SingleEndpointBody,
+  WinBody,
   type Action,
   type BalanceBodyT,
   type MoneyBodyT,
 } from '../phia/contract.js';
-import type { Answer, PhiaProcessor } from '../phia/processor.js';
+import type { Answer } from '../phia/processor.js';
 
 /** What the one log line per request reports (set by the handler, read in onResponse). */
 export interface PhiaRequestInfo {
@@ -44,14 +46,28 @@ declare module 'fastify' {
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
+const CLIENT_GONE_ANSWER = JSON.stringify(errorAnswer('WALLET_UNAVAILABLE'));
+
 export function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
   if (answer.replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(answer.status).type(JSON_TYPE).send(answer.body);
 }
 
-export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcessor): void {
-  const handle = async (action: Action, request: FastifyRequest, reply: FastifyReply) => {
-    const body = request.body as Record<string, unknown>;
+/** The single endpoint: `action` is required and picks one of the four bodies. */
+const withAction = <A extends Action>(action: A) => Type.Object({ [ACTION_FIELD]: Type.Literal(action) });
+const SingleEndpointBody = Type.Union([
+  Type.Intersect([BalanceBody, withAction('balance')]),
+  Type.Intersect([BetBody, withAction('bet')]),
+  Type.Intersect([WinBody, withAction('win')]),
+  Type.Intersect([RefundBody, withAction('refund')]),
+]);
+
+type PhiaBody = { action: 'balance'; body: BalanceBodyT } | { action: MoneyKind; body: MoneyBodyT };
+
+const phiaRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { processor } = app;
+
+  const handle = async ({ action, body }: PhiaBody, request: FastifyRequest, reply: FastifyReply) => {
     const tooLong = fieldTooLong(action, body);
     if (tooLong !== undefined) throw new PhiaError('INVALID_REQUEST', `${tooLong} longer than the wallet stores`);
     const info: PhiaRequestInfo = { action };
@@ -60,41 +76,53 @@ export function registerPhiaRoutes(app: FastifyInstance, processor: PhiaProcesso
       // The client is gone (it gave up while the request waited in a busy gateway's queues): nobody
       // can receive an answer, so nothing is done, neither in the store nor in the wallet.
       info.code = 'CLIENT_GONE';
-      return reply
-        .code(503)
-        .type(JSON_TYPE)
-        .send(JSON.stringify(errorAnswer('WALLET_UNAVAILABLE')));
+      return reply.code(503).type(JSON_TYPE).send(CLIENT_GONE_ANSWER);
     }
-    if (typeof body.tx_id === 'string') info.tx_id = body.tx_id;
-    if (typeof body.round_id === 'string') info.round_id = body.round_id;
     // Fastify's start of this request (reply.elapsedTime counts from it): the deadline counts from here.
     // Whole milliseconds (elapsedTime has a fraction), rounded down so the deadline is never later.
     const ctx = { requestId: request.id, log: request.log, arrivedAt: Math.floor(Date.now() - reply.elapsedTime) };
-    const answer =
-      action === 'balance'
-        ? await processor.balance(body as BalanceBodyT, ctx)
-        : await processor.money(action as MoneyKind, body as MoneyBodyT, ctx);
+    let answer: Answer;
+    if (action === 'balance') {
+      answer = await processor.balance(body, ctx);
+    } else {
+      info.tx_id = body.tx_id;
+      info.round_id = body.round_id;
+      answer = await processor.money(action, body, ctx);
+    }
     info.code = answer.code;
     info.replayed = answer.replayed;
     return sendAnswer(reply, answer);
   };
 
-  for (const action of ACTIONS) {
+  const route = { phia: true } as const;
+  app.post(
+    ACTION_ENDPOINTS.balance,
+    { schema: { body: BalanceBody, response: answerSchema('balance') }, config: { ...route, action: 'balance' } },
+    (request, reply) => handle({ action: 'balance', body: request.body }, request, reply),
+  );
+  for (const [action, schema] of [
+    ['bet', BetBody],
+    ['win', WinBody],
+    ['refund', RefundBody],
+  ] as const) {
     app.post(
       ACTION_ENDPOINTS[action],
-      { schema: { body: BODY_SCHEMA[action], response: answerSchema(action) }, config: { phia: true, action } },
-      (request, reply) => handle(action, request, reply),
+      { schema: { body: schema, response: answerSchema(action) }, config: { ...route, action } },
+      (request, reply) => handle({ action, body: request.body }, request, reply),
     );
   }
-
   app.post(
     SINGLE_ENDPOINT,
-    { schema: { body: SingleEndpointBody, response: answerSchema('any') }, config: { phia: true } },
+    { schema: { body: SingleEndpointBody, response: answerSchema('any') }, config: route },
     (request, reply) => {
-      const action = (request.body as Record<string, unknown>)[ACTION_FIELD];
-      // The schema already refused any other value; this narrows the type.
-      if (!isAction(action)) throw new Error('unreachable: action passed the schema');
-      return handle(action, request, reply);
+      const body = request.body;
+      return handle(
+        body.action === 'balance' ? { action: 'balance', body } : { action: body.action, body },
+        request,
+        reply,
+      );
     },
   );
-}
+};
+
+export default phiaRoutes;

@@ -97,3 +97,17 @@ export function expectError(
   t.ok(Value.Check(ErrorAnswer, body), `${what}: error answer has exactly {error, code}`);
   t.match(res.headers['content-type'], /^application\/json/, `${what}: JSON content type`);
 }
+
+/** A standard money body for tests. */
+export function moneyBody(fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    user_id: 'u',
+    currency: 'USD',
+    tx_id: uid('tx'),
+    round_id: uid('round'),
+    game_session_id: 'gs-1',
+    game_id: 'crash',
+    amount: '1.00',
+    ...fields,
+  };
+}

@@ -18,6 +18,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
 import {
   GrpcStatus,
   isErrorCode,
@@ -226,6 +227,19 @@ type UnaryFn = (
 
 let cachedConstructor: grpc.ServiceClientConstructor | undefined;
 
+/** grpc.health.v1's Check, as a generic client sees it. */
+type HealthClient = grpc.Client & {
+  check(
+    request: { service: string },
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, reply?: { status?: string }) => void,
+  ): grpc.ClientUnaryCall;
+};
+const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService, 'Health');
+
+/** The wallet's service name in grpc.health.v1. */
+export const WALLET_HEALTH_SERVICE = 'wallet.v1.Wallet';
+
 function walletConstructor(): grpc.ServiceClientConstructor {
   if (cachedConstructor === undefined) {
     const definition = protoLoader.loadSync(WALLET_PROTO_PATH, { ...PROTO_LOADER_OPTIONS });
@@ -241,6 +255,7 @@ export class WalletClient {
   readonly address: string;
   readonly deadlineMs: number;
   readonly #client: grpc.Client;
+  readonly #health: HealthClient;
   readonly #onCall: WalletClientOptions['onCall'];
   readonly #maxInFlight: number;
   readonly #isOverloaded: () => boolean;
@@ -268,6 +283,10 @@ export class WalletClient {
       // Every address the name resolves to (e.g. a scaled compose service) shares the calls.
       'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     });
+    // Health checks share the wallet calls' channel (and its TLS).
+    this.#health = new HealthClientConstructor(options.address, credentials, {
+      channelOverride: this.#client.getChannel(),
+    }) as unknown as HealthClient;
   }
 
   /** Balance and money calls in flight now. */
@@ -361,11 +380,28 @@ export class WalletClient {
     return this.call('Void', request, options);
   }
 
-  /** Whether a connection to the wallet can be made within `timeoutMs` (readiness). */
+  /** Whether a connection to the wallet can be made within `timeoutMs`. */
   ping(timeoutMs = 500): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     return new Promise((resolve) => {
       this.#client.waitForReady(new Date(Date.now() + timeoutMs), (error) => resolve(!error));
+    });
+  }
+
+  /**
+   * The wallet's own word on whether it serves (grpc.health.v1 `Check`; readiness): `SERVING`,
+   * `NOT_SERVING` (starting, its database not ready yet, or shutting down), or `down` when it cannot
+   * be asked within `timeoutMs`. A connected channel alone says nothing: during its database's
+   * start-up the wallet answers every call UNAVAILABLE.
+   */
+  health(timeoutMs = 500): Promise<string> {
+    if (this.#closed) return Promise.resolve('down');
+    return new Promise((resolve) => {
+      this.#health.check(
+        { service: WALLET_HEALTH_SERVICE },
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error, reply) => resolve(error ? 'down' : (reply?.status ?? 'UNKNOWN')),
+      );
     });
   }
 

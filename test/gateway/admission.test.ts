@@ -2,13 +2,19 @@
  * Admission control against the real wallet, PostgreSQL and Redis: past WALLET_MAX_IN_FLIGHT wallet
  * calls a request is answered 503 WALLET_UNAVAILABLE at once, stored for its duplicates and voided
  * (rule 5); a request whose deadline (counted from its arrival) is already gone is answered 504
- * without a wallet call, and voided too.
+ * without a wallet call, and voided too. Past ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT requests in
+ * progress, new ones are refused before any store or wallet work: a balance 503, a money request by
+ * closing its connection unanswered.
  */
 import t from 'tap';
+import { request as httpRequest } from 'node:http';
 import type pg from 'pg';
-import { PhiaProcessor } from '../phia/processor.js';
-import { expectError, json, quietLogger, uid } from '../test-helpers/index.js';
-import { moneyBody, startStack, until } from '../test-helpers/stack.js';
+import { ADMISSION_FACTOR } from '../../gateway/src/plugins/app/admission.js';
+import { signBody } from '../../gateway/src/auth/signature.js';
+import { startGateway } from '../../gateway/src/server.js';
+import { PhiaProcessor } from '../../gateway/src/phia/processor.js';
+import { expectError, json, quietLogger, TEST_KEY, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack, until } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({
   label: 'gw_admit',
@@ -52,13 +58,13 @@ t.test('past WALLET_MAX_IN_FLIGHT: 503 at once, stored for duplicates, voided, n
     firstDone = true;
     return res;
   });
-  t.ok(await until(() => stack.app.gateway.wallet.inFlight === 1), 'the first bet is in flight');
+  t.ok(await until(() => stack.app.wallet.inFlight === 1), 'the first bet is in flight');
 
   const bet = moneyBody({ user_id: other, amount: '7' });
   const refused = await stack.post('/phia/bet', bet);
   expectError(t, refused, 503, 'WALLET_UNAVAILABLE', 'unavailable');
   t.equal(firstDone, false, 'answered while the first call was still in flight (not queued behind it)');
-  t.equal(stack.app.gateway.wallet.inFlight, 1);
+  t.equal(stack.app.wallet.inFlight, 1);
   const balanceRefused = await stack.post('/phia/balance', { user_id: other, currency: 'USD' });
   expectError(t, balanceRefused, 503, 'WALLET_UNAVAILABLE', 'unavailable', 'a balance is refused too');
 
@@ -70,7 +76,7 @@ t.test('past WALLET_MAX_IN_FLIGHT: 503 at once, stored for duplicates, voided, n
   const firstRes = await first;
   t.equal(firstRes.statusCode, 200, 'the bet in flight completes normally');
 
-  t.ok(await until(async () => (await stack.app.gateway.voids.pendingCount()) === 0, 5000), 'the void was delivered');
+  t.ok(await until(async () => (await stack.app.voids.pendingCount()) === 0, 5000), 'the void was delivered');
   t.not(await storedStatus('bet', bet.tx_id as string), 'applied', 'the refused bet never applied');
   t.equal(await stack.balance(other, 'USD'), '50.00');
   t.equal(await stack.balance(held, 'USD'), '40.00');
@@ -85,7 +91,7 @@ t.test('past WALLET_MAX_IN_FLIGHT: 503 at once, stored for duplicates, voided, n
 t.test('the deadline counts from arrival: already gone, 504 without a wallet call, voided', async (t) => {
   const user = uid('late');
   await stack.fund(user, 'USD', '20');
-  const { wallet, store, voids, config } = stack.app.gateway;
+  const { wallet, store, voids, config } = stack.app;
   const processor = new PhiaProcessor({
     wallet,
     store,
@@ -119,14 +125,14 @@ t.test('the deadline counts from arrival: already gone, 504 without a wallet cal
 });
 
 t.test('the wallet client refuses a call whose deadline is gone before making it', async (t) => {
-  const { wallet } = stack.app.gateway;
+  const { wallet } = stack.app;
   await t.rejects(wallet.getBalance({ user_id: 'u', currency: 'USD' }, { arrivedAt: Date.now() - 60_000 }), {
     code: 'WALLET_TIMEOUT',
     decidedByWallet: false,
   });
 });
 
-t.test('answered requests leave the in-progress count (bound: 4 x WALLET_MAX_IN_FLIGHT)', async (t) => {
+t.test('answered requests leave the in-progress count (bound: ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT)', async (t) => {
   const user = uid('seq');
   await stack.fund(user, 'USD', '20');
   for (let i = 0; i < 12; i++) {
@@ -134,3 +140,82 @@ t.test('answered requests leave the in-progress count (bound: 4 x WALLET_MAX_IN_
     t.equal(res.statusCode, 200, `request ${i + 1} of 12, one at a time`);
   }
 });
+
+/** A signed POST over a real connection: its answer, or `closed` when the connection closed without one. */
+function postOverHttp(url: string, path: string, body: unknown): Promise<{ status: number; body: string } | 'closed'> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      `${url}${path}`,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'x-request-sign': signBody(TEST_KEY, payload) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', () => resolve('closed'));
+    req.end(payload);
+  });
+}
+
+t.test(
+  'full (ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT in progress): a money request is closed unanswered, a balance gets 503, neither touches the store or the wallet',
+  async (t) => {
+    t.equal(ADMISSION_FACTOR, 2, 'two places per wallet call: here 2');
+    const gateway = await startGateway({
+      config: { ...stack.config, host: '127.0.0.1', port: 0 },
+      keyPrefix: stack.keyPrefix,
+      logger: quietLogger(),
+      defaultMetrics: false,
+    });
+    t.teardown(() => gateway.close());
+    const held = uid('full');
+    const other = uid('refused');
+    await stack.fund(held, 'USD', '50');
+    await stack.fund(other, 'USD', '50');
+    const lock = await holdAccount(held);
+
+    // Two places taken: a bet waiting in the wallet for the account lock, and its copy waiting for it (R4).
+    const bet = moneyBody({ user_id: held, amount: '10' });
+    const first = postOverHttp(gateway.url, '/phia/bet', bet);
+    t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
+    const copy = postOverHttp(gateway.url, '/phia/bet', bet);
+    t.ok(await until(() => gateway.app.admission.inProgress === 2), 'the copy waits: the gateway is full');
+
+    const refusedBet = moneyBody({ user_id: other, amount: '7' });
+    t.equal(
+      await postOverHttp(gateway.url, '/phia/bet', refusedBet),
+      'closed',
+      'the bet: connection closed, no answer',
+    );
+    t.equal(
+      await postOverHttp(gateway.url, '/phia', { ...moneyBody({ user_id: other }), action: 'win' }),
+      'closed',
+      'a win on the single endpoint too',
+    );
+    const balance = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' });
+    t.not(balance, 'closed');
+    if (balance !== 'closed') {
+      t.equal(balance.status, 503);
+      t.same(JSON.parse(balance.body), { error: 'wallet unavailable', code: 'WALLET_UNAVAILABLE' });
+    }
+    t.equal(await storedStatus('bet', refusedBet.tx_id as string), 'none', 'the refused bet never reached the wallet');
+    t.equal(await stack.redis?.exists(`${stack.keyPrefix}lock:bet:${String(refusedBet.tx_id)}`), 0, 'nor the store');
+    const metrics = (await gateway.app.inject({ method: 'GET', url: '/metrics' })).body;
+    t.match(metrics, /phia_admission_refusals_total\{action="bet",answer="closed"\} 1/);
+    t.match(metrics, /phia_admission_refusals_total\{action="balance",answer="503"\} 1/);
+
+    await lock.release();
+    const [firstRes, copyRes] = await Promise.all([first, copy]);
+    t.same([firstRes !== 'closed' && firstRes.status, copyRes !== 'closed' && copyRes.status], [200, 200]);
+    t.equal(gateway.app.admission.inProgress, 0, 'both left the count');
+    const after = await postOverHttp(gateway.url, '/phia/bet', refusedBet);
+    t.ok(after !== 'closed' && after.status === 200, 'the same bet is taken once there is room');
+    t.equal(await stack.balance(other, 'USD'), '43.00');
+  },
+);

@@ -5,11 +5,11 @@
  */
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { signBody } from '../auth/signature.js';
-import { createLogger } from '../logger.js';
-import { startGateway } from '../server.js';
-import { expectError, json, OTHER_KEY, post, TEST_KEY, uid } from '../test-helpers/index.js';
-import { moneyBody, startStack } from '../test-helpers/stack.js';
+import { signBody } from '../../gateway/src/auth/signature.js';
+import { createLogger } from '../../gateway/src/logger.js';
+import { startGateway } from '../../gateway/src/server.js';
+import { expectError, json, OTHER_KEY, post, TEST_KEY, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_security' });
 t.teardown(() => stack.close());

@@ -3,9 +3,9 @@
  * amounts and balances, and wins naming a bet that is not theirs or was never applied.
  */
 import t from 'tap';
-import { WalletCallError } from '../../../test/helpers/wallet-client.js';
-import { expectError, json, uid } from '../test-helpers/index.js';
-import { moneyBody, startStack } from '../test-helpers/stack.js';
+import { WalletCallError } from '../helpers/wallet-client.js';
+import { expectError, json, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_money_rules' });
 t.teardown(() => stack.close());

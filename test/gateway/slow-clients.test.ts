@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort, ManagedProcess } from '../../../test/chaos/processes.js';
-import { RECEIVE_CHECK_INTERVAL_MS, RECEIVE_TIMEOUT_MS } from '../app.js';
-import { signBody } from '../auth/signature.js';
-import { TEST_KEY, uid } from '../test-helpers/index.js';
-import { startStack, until } from '../test-helpers/stack.js';
+import { freePort, ManagedProcess } from '../chaos/processes.js';
+import { RECEIVE_CHECK_INTERVAL_MS, RECEIVE_TIMEOUT_MS } from '../../gateway/src/app.js';
+import { signBody } from '../../gateway/src/auth/signature.js';
+import { TEST_KEY, uid } from '../../gateway/src/test-helpers/index.js';
+import { startStack, until } from '../helpers/gateway-stack.js';
 
 const SLOW_CONNECTIONS = 300;
-const SERVER = fileURLToPath(new URL('../server.ts', import.meta.url));
+const SERVER = fileURLToPath(new URL('../../gateway/src/server.ts', import.meta.url));
 
 const stack = await startStack({ label: 'gw_slow', redis: false });
 t.teardown(() => stack.close());

@@ -4,9 +4,9 @@
  */
 import t from 'tap';
 import { Value } from '@sinclair/typebox/value';
-import { BalanceAnswer, MoneyAnswer } from '../phia/contract.js';
-import { expectError, json, uid } from '../test-helpers/index.js';
-import { moneyBody, startStack } from '../test-helpers/stack.js';
+import { BalanceAnswer, MoneyAnswer } from '../../gateway/src/phia/contract.js';
+import { expectError, json, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_contract' });
 t.teardown(() => stack.close());

@@ -8,8 +8,8 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import type pg from 'pg';
-import { expectError, json, post, uid } from '../test-helpers/index.js';
-import { moneyBody, startStack, until, waitForAppRedis } from '../test-helpers/stack.js';
+import { expectError, json, post, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
 import type { FastifyInstance } from 'fastify';
 
 const stack = await startStack({ label: 'gw_fail', env: { WALLET_DEADLINE_MS: '300' } });
@@ -31,7 +31,7 @@ async function holdAccount(user: string, currency = 'USD'): Promise<{ release():
 }
 
 async function pendingVoids(app: FastifyInstance): Promise<number> {
-  return app.gateway.voids.pendingCount();
+  return app.voids.pendingCount();
 }
 
 async function stored(kind: string, txId: string): Promise<Record<string, string>> {

@@ -3,8 +3,8 @@
  * 4xx in the contract's error shape, nothing reaches the ledger, no money moves, the books balance.
  */
 import t from 'tap';
-import { expectError, json, uid } from '../test-helpers/index.js';
-import { moneyBody, startStack } from '../test-helpers/stack.js';
+import { expectError, json, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_hostile' });
 t.teardown(() => stack.close());

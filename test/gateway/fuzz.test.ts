@@ -12,13 +12,13 @@
  * large / not JSON) without the wallet seeing a single call, and the funded player's balance only
  * ever moves by the 200 answers the gateway gave.
  *
- * Reproduce a failure: FUZZ_SEED=<seed printed in the test name> npx tap gateway/src/routes/fuzz.test.ts
+ * Reproduce a failure: FUZZ_SEED=<seed printed in the test name> npx tap test/gateway/fuzz.test.ts
  */
 import t from 'tap';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
-import { uid } from '../test-helpers/index.js';
-import { startStack } from '../test-helpers/stack.js';
+import { uid } from '../../gateway/src/test-helpers/index.js';
+import { startStack } from '../helpers/gateway-stack.js';
 
 const SEED = process.env.FUZZ_SEED === undefined ? 20_240_611 : Number.parseInt(process.env.FUZZ_SEED, 10);
 if (!Number.isSafeInteger(SEED)) throw new Error(`FUZZ_SEED must be an integer, got ${process.env.FUZZ_SEED}`);

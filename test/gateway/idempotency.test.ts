@@ -6,9 +6,9 @@
 import t from 'tap';
 import type pg from 'pg';
 import { moneyFingerprint } from '@phia/proto';
-import { expectError, json, post, uid } from '../test-helpers/index.js';
-import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../test-helpers/stack.js';
-import { startTcpProxy } from '../test-helpers/tcp-proxy.js';
+import { expectError, json, post, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
+import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
 
 const stack = await startStack({ label: 'gw_idem' });
 t.teardown(() => stack.close());
@@ -177,7 +177,7 @@ t.test('Redis stopped mid-run: no money moves, copies agree, the gateway stays u
   t.equal(health.statusCode, 200);
 
   await proxy.start();
-  t.ok(await until(() => app.gateway.store.ping(), 5000), 'reconnected');
+  t.ok(await until(() => app.store.ping(), 5000), 'reconnected');
   const bet3 = moneyBody({ user_id: user, amount: '3' });
   t.equal((await post(app, '/phia/bet', bet3)).statusCode, 200);
   t.equal(await stack.redis?.exists(`${stack.keyPrefix}ans:bet:${bet3.tx_id}`), 1, 'fast path again');

@@ -4,13 +4,22 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { buildApp, type BuildAppOptions } from '../app.js';
-import type { Env, GatewayConfig } from '../config.js';
-import { createRedisClient, waitForRedis } from '../redis.js';
-import { createTestSchema, type TestSchema } from '../../../test/helpers/postgres.js';
-import { walletTestClient, type WalletTestClient } from '../../../test/helpers/wallet-client.js';
-import { startWalletServer } from '../../../wallet-service/src/index.js';
-import { post, quietLogger, randomPrefix, testConfig, uid, type PostOptions } from './index.js';
+import { buildApp, type BuildAppOptions } from '../../gateway/src/app.js';
+import type { Env, GatewayConfig } from '../../gateway/src/config.js';
+import { createRedisClient, waitForRedis } from '../../gateway/src/redis.js';
+import { createTestSchema, type TestSchema } from './postgres.js';
+import { walletTestClient, type WalletTestClient } from './wallet-client.js';
+import { startWalletServer } from '../../wallet-service/src/index.js';
+import {
+  post,
+  quietLogger,
+  randomPrefix,
+  testConfig,
+  uid,
+  type PostOptions,
+} from '../../gateway/src/test-helpers/index.js';
+
+export { moneyBody } from '../../gateway/src/test-helpers/index.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -139,7 +148,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 export async function waitForAppRedis(app: FastifyInstance, timeoutMs = 3000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (await app.gateway.store.ping()) return;
+    if (await app.store.ping()) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error('the app did not reach Redis');
@@ -153,18 +162,4 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return false;
-}
-
-/** A standard money body for tests. */
-export function moneyBody(fields: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    user_id: 'u',
-    currency: 'USD',
-    tx_id: uid('tx'),
-    round_id: uid('round'),
-    game_session_id: 'gs-1',
-    game_id: 'crash',
-    amount: '1.00',
-    ...fields,
-  };
 }

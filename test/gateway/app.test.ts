@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { signBody } from './auth/signature.js';
-import { startGateway } from './server.js';
-import { json, post, uid } from './test-helpers/index.js';
-import { moneyBody, startStack } from './test-helpers/stack.js';
+import { signBody } from '../../gateway/src/auth/signature.js';
+import { startGateway } from '../../gateway/src/server.js';
+import { json, post, uid } from '../../gateway/src/test-helpers/index.js';
+import { moneyBody, startStack } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_app' });
 t.teardown(() => stack.close());
@@ -47,7 +47,8 @@ t.test('metrics: requests, latency, replays, lock waits, wallet calls and errors
   t.match(text, /# TYPE phia_idempotency_lock_waits_total counter/);
   t.match(text, /phia_wallet_call_duration_seconds_count\{method="Bet",outcome="ok"\} 1/);
   t.match(text, /phia_wallet_call_errors_total\{method="Bet",code="INSUFFICIENT_FUNDS"\} 1/);
-  t.match(text, /phia_pending_voids 0/);
+  t.match(text, /phia_pending_voids\{backend="redis"\} 0/);
+  t.match(text, /phia_pending_voids\{backend="memory"\} 0/);
   t.match(text, /# TYPE phia_voids_enqueued_total counter/);
 });
 
@@ -97,7 +98,7 @@ t.test('HTTPS, and SIGHUP-style certificate reload', async (t) => {
   const gateway = await startGateway({
     config: { ...stack.config, host: '127.0.0.1', port: 0, tlsCertFile: cert, tlsKeyFile: key },
     keyPrefix: stack.keyPrefix,
-    logger: (await import('./test-helpers/index.js')).quietLogger(),
+    logger: (await import('../../gateway/src/test-helpers/index.js')).quietLogger(),
     defaultMetrics: false,
   });
   t.teardown(() => gateway.close());
@@ -117,7 +118,7 @@ t.test('HTTPS, and SIGHUP-style certificate reload', async (t) => {
   t.equal(await peerName(), 'second', 'new connections get the new certificate');
 });
 
-const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
+const SERVER = fileURLToPath(new URL('../../gateway/src/server.ts', import.meta.url));
 
 function runServer(env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', SERVER], {
@@ -204,6 +205,6 @@ t.test('closing the app closes its resources and keeps answering in-flight reque
   await closing;
   t.equal(res.statusCode, 200, `the in-flight bet was answered before the wallet client closed (${res.body})`);
   t.equal(await stack.balance(user, 'USD'), '4.00');
-  t.equal(await app.gateway.store.ping(), false, 'its Redis connection is closed');
-  t.equal(await app.gateway.wallet.ping(100), false, 'its wallet client is closed');
+  t.equal(await app.store.ping(), false, 'its Redis connection is closed');
+  t.equal(await app.wallet.ping(100), false, 'its wallet client is closed');
 });

@@ -1,0 +1,82 @@
+/**
+ * What every request goes through around its route: the request id echoed back, PHIA's
+ * authentication and exact JSON parser, the contract's error and not-found answers, and the one log
+ * line (with the metrics) per PHIA request.
+ */
+import type { FastifyError } from 'fastify';
+import fp from 'fastify-plugin';
+import { isErrorCode, PhiaError, type ErrorCode } from '@phia/proto';
+import { createPhiaAuth } from '../../auth/plugin.js';
+import { installJsonParser } from '../../body/json-parser.js';
+import { errorAnswer, httpStatusOf, NOT_FOUND_ANSWER } from '../../phia/contract.js';
+import { JSON_TYPE } from '../../routes/phia.js';
+import { WalletError } from '../../wallet-client/client.js';
+import type { AppOptions } from './options.js';
+
+export default fp<AppOptions>(
+  async (app, { config }) => {
+    const { metrics } = app;
+    app.addHook('onRequest', async (request, reply) => {
+      reply.header('x-request-id', request.id);
+    });
+
+    const auth = createPhiaAuth(config);
+    installJsonParser(app, { bodyLimit: config.bodyLimitBytes, onRawBody: auth.checkSignature });
+    auth.install(app);
+
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const code = errorCodeOf(error);
+      if (code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
+      else request.log.debug({ code, detail: error instanceof PhiaError ? error.detail : error.message }, 'refused');
+      if (request.phia !== undefined) request.phia.code = code;
+      else if (request.routeOptions.config.phia === true) request.phia = { code };
+      return reply
+        .code(httpStatusOf(code))
+        .type(JSON_TYPE)
+        .send(JSON.stringify(errorAnswer(code)));
+    });
+    app.setNotFoundHandler((_request, reply) => reply.code(404).type(JSON_TYPE).send(JSON.stringify(NOT_FOUND_ANSWER)));
+
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.routeOptions.config.phia !== true) {
+        request.log.debug({ url: request.url, status: reply.statusCode }, 'request');
+        return;
+      }
+      const info = request.phia;
+      const action = info?.action ?? request.routeOptions.config.action ?? 'unknown';
+      const code = info?.code ?? (reply.statusCode === 200 ? 'ok' : 'unknown');
+      metrics.requests.inc({ action, status: String(reply.statusCode), code });
+      metrics.requestDuration.observe({ action }, reply.elapsedTime / 1000);
+      request.log.info(
+        {
+          action,
+          tx_id: info?.tx_id,
+          round_id: info?.round_id,
+          status: reply.statusCode,
+          code,
+          replayed: info?.replayed === true ? true : undefined,
+          client_ip: request.clientIp,
+          duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+        },
+        'phia request',
+      );
+    });
+  },
+  { name: 'requests', dependencies: ['metrics'] },
+);
+
+/** The contract code of any error reaching the error handler. */
+export function errorCodeOf(error: FastifyError | Error): ErrorCode {
+  if (error instanceof PhiaError || error instanceof WalletError) return error.code;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation !== undefined) return 'INVALID_REQUEST';
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fastifyError.statusCode === 413) return 'PAYLOAD_TOO_LARGE';
+  if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fastifyError.statusCode === 415) {
+    return 'UNSUPPORTED_MEDIA_TYPE';
+  }
+  if (isErrorCode(fastifyError.code)) return fastifyError.code;
+  const status = fastifyError.statusCode ?? 500;
+  if (status >= 400 && status < 500) return 'INVALID_REQUEST';
+  if (status === 503) return 'WALLET_UNAVAILABLE';
+  return 'INTERNAL';
+}

@@ -1,0 +1,30 @@
+/** `app.wallet`: the one gRPC client of the wallet, its calls observed by the metrics; closed with the app. */
+import fp from 'fastify-plugin';
+import { WalletClient } from '../../wallet-client/client.js';
+import type { AppOptions } from './options.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    wallet: WalletClient;
+  }
+}
+
+export default fp<AppOptions>(
+  async (app, { config }) => {
+    const { metrics } = app;
+    const wallet = new WalletClient({
+      address: config.walletAddr,
+      tls: config.walletTls,
+      deadlineMs: config.walletDeadlineMs,
+      maxInFlight: config.walletMaxInFlight,
+      isOverloaded: () => app.overloaded(),
+      onCall: (method, outcome, seconds) => {
+        metrics.walletCalls.observe({ method, outcome }, seconds);
+        if (outcome !== 'ok') metrics.walletErrors.inc({ method, code: outcome });
+      },
+    });
+    app.addHook('onClose', async () => wallet.close());
+    app.decorate('wallet', wallet);
+  },
+  { name: 'wallet', dependencies: ['metrics', 'under-pressure'] },
+);
