@@ -1,5 +1,6 @@
 /** The balance request: one wallet read, answered with the currency's decimals; nothing to store. */
 import { currencyDecimals, type CurrencyTable } from '@phia/proto';
+import type { FastifyBaseLogger } from 'fastify';
 import type { WalletClient } from '../wallet-client/client.js';
 import {
   codeOf,
@@ -11,12 +12,11 @@ import {
   type Answer,
   type BalanceBodyT,
 } from './contract.js';
-import type { RequestContext } from './processor.js';
 
 export async function balanceAnswer(
   o: { wallet: WalletClient; currencies: CurrencyTable },
   body: BalanceBodyT,
-  ctx: RequestContext,
+  ctx: { requestId: string; log: FastifyBaseLogger; arrivedAt?: number | undefined },
 ): Promise<Answer> {
   const decimals = currencyDecimals(o.currencies, body.currency);
   try {
