@@ -140,7 +140,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
-    this.#pending.delete(key);
     this.#pending.set(key, [token ?? '', JSON.stringify({ f: fingerprint, s: answer.status, b: answer.body })]);
     while (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
     return this.#write(key);

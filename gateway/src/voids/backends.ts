@@ -26,6 +26,11 @@ export interface VoidJob {
    * applied and answered ("kept"). Empty: no attempt named.
    */
   attempt_id: string;
+  /**
+   * N5: the void of a request answered 409 REQUEST_IN_PROGRESS (no undecided error): its tombstone
+   * names the content without claiming the key's answer, which another attempt's error may claim.
+   */
+  refusal?: true;
 }
 
 /** The answer a copy gets while the void is pending: the error, for the void's content and attempt. */
@@ -57,14 +62,16 @@ export interface VoidBackend {
   count(): Promise<number>;
 }
 
-function member(job: VoidJob): string {
-  return JSON.stringify([job.kind, job.tx_id, job.error_code, job.fingerprint, job.attempt_id]);
+/** One void, as its outbox entry: the attempt it undoes, under its key. */
+export function member(job: VoidJob): string {
+  const { kind, tx_id, error_code, fingerprint, attempt_id, refusal } = job;
+  return JSON.stringify([kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? ['refusal'] : [])]);
 }
 
 function parseMember(text: string): VoidJob | undefined {
   try {
-    const [kind, tx_id, error_code, fingerprint, attempt_id] = JSON.parse(text) as string[];
-    const job = { kind, tx_id, error_code, fingerprint: fingerprint ?? '', attempt_id: attempt_id ?? '' };
+    const [kind, tx_id, error_code, fingerprint = '', attempt_id = '', refusal] = JSON.parse(text) as string[];
+    const job = { kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? { refusal: true } : {}) };
     if (typeof kind === 'string' && typeof tx_id === 'string' && isErrorCode(error_code)) return job as VoidJob;
   } catch {
     // not written by this code
