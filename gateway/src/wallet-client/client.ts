@@ -280,6 +280,8 @@ export class WalletClient {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.enable_retries': 0,
+      // Channelz keeps per-call statistics nobody reads here: CPU on every call.
+      'grpc.enable_channelz': 0,
       // Every address the name resolves to (e.g. a scaled compose service) shares the calls.
       'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     });

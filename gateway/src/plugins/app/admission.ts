@@ -21,6 +21,7 @@ import fp from 'fastify-plugin';
 import { errorAnswer } from '../../phia/contract.js';
 import { JSON_TYPE } from '../../routes/phia.js';
 import type { AppOptions } from './options.js';
+import { routeConfig } from '../../route-config.js';
 
 /** Requests in progress at most, per wallet call allowed in flight (the rest wait for Redis or settle). */
 export const ADMISSION_FACTOR = 2;
@@ -47,7 +48,7 @@ export default fp<AppOptions>(
     const refusals = app.metrics.admissionRefusals;
 
     const refuse = (request: FastifyRequest, reply: FastifyReply) => {
-      const action = request.routeOptions.config.action;
+      const action = routeConfig(request).action;
       if (action === 'balance') {
         refusals.inc({ action, answer: '503' });
         request.phia = { code: 'WALLET_UNAVAILABLE', action };
@@ -60,17 +61,21 @@ export default fp<AppOptions>(
     };
     const full = () => inProgress >= limit || app.overloaded();
 
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.routeOptions.config.phia === true && full()) return refuse(request, reply);
+    // Callback hooks (no promise per request); a refused request's hook does not call done().
+    app.addHook('onRequest', (request, reply, done) => {
+      if (routeConfig(request).phia === true && full()) return void refuse(request, reply);
+      done();
     });
-    app.addHook('preHandler', async (request, reply) => {
+    const leave = () => {
+      if (--inProgress === 0) idle?.();
+    };
+    app.addHook('preHandler', (request, reply, done) => {
       // A request whose socket is already gone is not counted: its handler answers without any work.
-      if (request.routeOptions.config.phia !== true || request.raw.socket?.destroyed === true) return;
-      if (full()) return refuse(request, reply);
+      if (routeConfig(request).phia !== true || request.raw.socket?.destroyed === true) return done();
+      if (full()) return void refuse(request, reply);
       inProgress++;
-      reply.raw.once('close', () => {
-        if (--inProgress === 0) idle?.();
-      });
+      reply.raw.once('close', leave);
+      done();
     });
 
     app.addHook('onClose', async () => {
