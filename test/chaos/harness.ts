@@ -306,6 +306,7 @@ function formatReport(data: {
     lines.push(
       `  no answer: ${stats.noAnswer}, REQUEST_IN_PROGRESS: ${stats.inProgress}, refused and rerouted: ${stats.refusedRerouted}, slowest ${Math.round(stats.maxMs)} ms, over 6 s: ${stats.slowOver6s}`,
     );
+    if (stats.slow.length > 0) lines.push(`  over 6 s (the first 8): ${stats.slow.join('; ')}`);
   }
   lines.push(`  faults: ${data.faults.length} (${list(faultCounts)})`);
   lines.push(`  pending voids after healing: ${data.pendingVoidsLeft}`);

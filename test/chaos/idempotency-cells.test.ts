@@ -218,3 +218,45 @@ t.test('no process memory replays an answer Redis and the ledger no longer hold'
   t.equal(copy.status, 504, `the copy follows Redis and the ledger (${copy.status} ${codeOf(copy)})`);
   t.equal(await p.balance(), '100.00');
 });
+
+t.test('N1, O3: an answer settled without Redis reaches it once it is back; copies replay it', async (t) => {
+  const p = await player('n1-o3', '100.00');
+  t.equal((await send(1, 'bet', p.bet('warm', '0.00'))).status, 200);
+  const bet = p.bet('bet');
+  await redisDown();
+  const first = await send(1, 'bet', bet);
+  t.equal(codeOf(first), 'WALLET_UNAVAILABLE', 'N1: the ledger tombstones it');
+  await stack.startRedis();
+  const key = `phia:ans:bet:${bet.tx_id}`;
+  await waitFor('the answer in Redis', 10_000, async () => (await stack.redisCli(['GET', key])).trim() !== '');
+  // The wallet away for a copy's whole budget: only Redis can answer it.
+  stack.wallet.pause();
+  t.teardown(() => stack.wallet.resume());
+  const copy = await send(0, 'bet', bet);
+  stack.wallet.resume();
+  t.equal(copy.body, first.body, `a copy through the other gateway gets the first answer (${copy.status})`);
+  t.equal(await p.balance(), '100.00');
+});
+
+t.test("O1: a copy's error in a double fault never becomes the key's answer", async (t) => {
+  const p = await player('o1-decided', '100.00');
+  t.equal((await send(1, 'bet', p.bet('warm', '0.00'))).status, 200);
+  const bet = p.bet('bet');
+  await redisDown();
+  const first = await send(1, 'bet', bet);
+  t.equal(codeOf(first), 'WALLET_UNAVAILABLE', 'N1: the ledger tombstones it');
+  // The gateway holding that answer dies before Redis is back: only the ledger has it.
+  await stack.gateways[1]!.kill('SIGKILL');
+  t.teardown(() => stack.heal());
+  await stack.startRedis();
+  stack.wallet.pause();
+  t.teardown(() => stack.wallet.resume());
+  const copy = await send(0, 'bet', bet);
+  stack.wallet.resume();
+  t.not(copy.status, 200, `a copy meanwhile cannot read the ledger: its own error (${copy.status} ${codeOf(copy)})`);
+  await stack.heal();
+  await voidsDrained();
+  t.equal((await send(0, 'bet', bet)).body, first.body, "later copies get the first answer, the ledger's");
+  t.equal((await send(1, 'bet', bet)).body, first.body, 'through either gateway');
+  t.equal(await p.balance(), '100.00');
+});

@@ -73,6 +73,8 @@ export interface Stats {
   inProgress: number;
   balanceRequests: number;
   slowOver6s: number;
+  /** The first answers over 6 s, for the report. */
+  slow: string[];
   maxMs: number;
   negativeBalanceAnswers: string[];
 }
@@ -89,6 +91,7 @@ export function newStats(): Stats {
     inProgress: 0,
     balanceRequests: 0,
     slowOver6s: 0,
+    slow: [],
     maxMs: 0,
     negativeBalanceAnswers: [],
   };
@@ -301,7 +304,9 @@ export class Workload {
       bump(this.stats.byCode, code === '' ? (reply.status === 200 ? 'ok' : `http-${reply.status}`) : code);
       if (code === 'REQUEST_IN_PROGRESS') this.stats.inProgress++;
     }
-    if (reply.ms > 6000) this.stats.slowOver6s++;
+    if (reply.ms > 6000 && this.stats.slowOver6s++ < 8) {
+      this.stats.slow.push(`${action} ${role} ${reply.status ?? 'none'} ${codeOf(reply)} ${Math.round(reply.ms)} ms`);
+    }
     this.stats.maxMs = Math.max(this.stats.maxMs, reply.ms);
   }
 

@@ -69,8 +69,10 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async complete(key: string, token: string, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
-    if (!(await this.release(key, token))) return false;
+  async complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
+    const lock = this.#locks.get(key);
+    if (lock !== undefined && lock.expiresAt > Date.now() && lock.token !== token) return false;
+    if (lock !== undefined) await this.release(key, lock.token);
     this.put(key, { f: fingerprint, s: answer.status, b: answer.body });
     return true;
   }

@@ -31,12 +31,13 @@ local sep = string.find(held, ':', 1, true)
 return {'locked', string.sub(held, sep + 1)}
 `;
 
-// KEYS: answer, lock. ARGV: token, answerJson, ttlMs. Owner only; never overwrites an answer.
+// KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs. Never overwrites an answer, and
+// leaves a key another request holds to that one (its call reads the same ledger row).
 const COMPLETE_LUA = `
 local held = redis.call('GET', KEYS[2])
-if not held or string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return 0 end
+if held and string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
-redis.call('DEL', KEYS[2])
+if held then redis.call('DEL', KEYS[2]) end
 return 1
 `;
 
@@ -64,9 +65,12 @@ function defineCommands(redis: Redis): Redis & IdempotencyCommands {
   return redis as Redis & IdempotencyCommands;
 }
 
-/** A command that fails (Redis slow, paused or away) is tried again this long before giving up. */
+/** `begin` is tried again this long when Redis fails (slow, paused or away) before giving up. */
 const RETRY_MS = 1000;
 const RETRY_PAUSE_MS = 50;
+/** O3: decided answers Redis missed, held until it answers; the oldest go first (the ledger has them). */
+const MAX_PENDING = 100_000;
+const FLUSH_INTERVAL_MS = 500;
 
 export interface RedisIdempotencyStoreOptions {
   redis: Redis;
@@ -83,12 +87,20 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #prefix: string;
   readonly #ttlMs: number;
   readonly #onError: (error: Error, operation: string) => void;
+  /** O3: key → [token ('' for none), answer record], in the order they failed. */
+  readonly #pending = new Map<string, [string, string]>();
+  readonly #flusher: NodeJS.Timeout;
+  #flushing: Promise<void> | undefined;
+  readonly #onReady = () => void this.flush();
 
   constructor(options: RedisIdempotencyStoreOptions) {
     this.#redis = defineCommands(options.redis);
     this.#prefix = options.keyPrefix;
     this.#ttlMs = options.ttlSeconds * 1000;
     this.#onError = options.onError ?? (() => {});
+    options.redis.on('ready', this.#onReady);
+    this.#flusher = setInterval(() => void this.flush(), FLUSH_INTERVAL_MS);
+    this.#flusher.unref();
   }
 
   #keys(key: string): [answer: string, lock: string] {
@@ -99,13 +111,14 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const [answerKey, lockKey] = this.#keys(key);
     const token = randomUUID();
     const retryUntil = Date.now() + RETRY_MS;
+    if (this.#pending.has(key)) await this.#write(key); // O3: this key's answer first
     for (let attempt = 0; ; attempt++) {
       let reply: string[];
       try {
         reply = await this.#redis.phiaIdemBegin(answerKey, lockKey, token, fingerprint, options.lockTtlMs);
       } catch (error) {
         this.#onError(error as Error, 'begin');
-        if (Date.now() >= retryUntil) return { kind: 'unreachable', reason: (error as Error).message }; // N1-N5
+        if (Date.now() >= retryUntil) return { kind: 'unreachable', reason: (error as Error).message, token }; // N1-N5
         await sleep(RETRY_PAUSE_MS);
         continue;
       }
@@ -114,7 +127,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       if (state === 'answer') {
         const record = parseRecord(value);
         // Never written by this code: the ledger answers instead.
-        if (record === undefined) return { kind: 'unreachable', reason: 'unreadable answer entry' };
+        if (record === undefined) return { kind: 'unreachable', reason: 'unreadable answer entry', token };
         if (record.f !== fingerprint) return { kind: 'mismatch' }; // R8
         return { kind: 'replay', answer: { status: record.s, body: record.b }, waited: attempt > 0 }; // R6, R7
       }
@@ -126,18 +139,34 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async complete(key: string, token: string, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
+  async complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
+    this.#pending.delete(key);
+    this.#pending.set(key, [token ?? '', JSON.stringify({ f: fingerprint, s: answer.status, b: answer.body })]);
+    while (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
+    return this.#write(key);
+  }
+
+  /** O3: writes every answer Redis missed, oldest first; stops at the first failure. Never throws. */
+  async flush(): Promise<void> {
+    if (this.#pending.size === 0 || this.#flushing !== undefined) return this.#flushing;
+    this.#flushing = (async () => {
+      for (const key of [...this.#pending.keys()]) if (!(await this.#write(key)) && this.#pending.has(key)) break;
+    })().finally(() => (this.#flushing = undefined));
+    return this.#flushing;
+  }
+
+  /** One try (the answer is on its way out: no retry delays it); what fails stays pending. */
+  async #write(key: string): Promise<boolean> {
+    const entry = this.#pending.get(key);
+    if (entry === undefined) return false;
     const [answerKey, lockKey] = this.#keys(key);
-    const record = JSON.stringify({ f: fingerprint, s: answer.status, b: answer.body });
-    const retryUntil = Date.now() + RETRY_MS;
-    for (;;) {
-      try {
-        return (await this.#redis.phiaIdemComplete(answerKey, lockKey, token, record, this.#ttlMs)) === 1;
-      } catch (error) {
-        this.#onError(error as Error, 'complete');
-        if (Date.now() >= retryUntil) return false;
-        await sleep(RETRY_PAUSE_MS);
-      }
+    try {
+      const written = (await this.#redis.phiaIdemComplete(answerKey, lockKey, entry[0], entry[1], this.#ttlMs)) === 1;
+      if (this.#pending.get(key) === entry) this.#pending.delete(key);
+      return written;
+    } catch (error) {
+      this.#onError(error as Error, 'complete');
+      return false;
     }
   }
 
@@ -152,13 +181,13 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async ping(): Promise<boolean> {
-    try {
-      return (await this.#redis.ping()) === 'PONG';
-    } catch {
-      return false;
-    }
+    return (await this.#redis.ping().catch(() => '')) === 'PONG';
   }
 
-  /** The client belongs to the app, which closes it. */
-  async close(): Promise<void> {}
+  /** The client belongs to the app, which closes it; a last flush tries what is pending. */
+  async close(): Promise<void> {
+    clearInterval(this.#flusher);
+    this.#redis.off('ready', this.#onReady);
+    await this.flush();
+  }
 }

@@ -6,6 +6,7 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRedisClient, waitForRedis } from '../redis.js';
 import { randomPrefix } from '../test-helpers/index.js';
+import { startTcpProxy } from '../test-helpers/tcp-proxy.js';
 import { InProcessIdempotencyStore } from './memory-store.js';
 import { RedisIdempotencyStore } from './redis-store.js';
 import type { IdempotencyStore } from './store.js';
@@ -163,6 +164,7 @@ t.test('redis down: every operation says unreachable or false after 1 s of retri
   const dead = createRedisClient('redis://127.0.0.1:1', { extra: { lazyConnect: true } });
   t.teardown(() => dead.disconnect());
   const store = new RedisIdempotencyStore({ redis: dead, keyPrefix: prefix, ttlSeconds: 60 });
+  t.teardown(() => store.close());
   const started = Date.now();
   const begin = await store.begin('bet:down', 'fp', opts());
   t.equal(begin.kind, 'unreachable');
@@ -177,4 +179,73 @@ t.test('redis: scripts are registered once per client', async (t) => {
   const b = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
   t.equal((await a.begin('bet:twice', 'fp', opts())).kind, 'acquired');
   t.equal((await b.begin('bet:twice', 'fp', { waitUntil: 0, lockTtlMs: 100 })).kind, 'in_progress');
+});
+
+t.test('redis, O3: a decided answer Redis missed is written once it answers, and copies replay it', async (t) => {
+  const url = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
+  const client = createRedisClient(proxy.url('redis'));
+  t.teardown(async () => {
+    client.disconnect();
+    await proxy.close();
+  });
+  await waitForRedis(client);
+  const store = new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds: 60 });
+  t.teardown(() => store.close());
+  const owned = await store.begin('bet:o3-owner', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
+  if (owned.kind !== 'acquired') return t.fail('not acquired');
+
+  await proxy.stop();
+  t.notOk(await store.complete('bet:o3-owner', owned.token, 'fp', answer), 'the owner cannot write it now');
+  const tombstone = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  t.notOk(await store.complete('bet:o3-n1', undefined, 'fp', tombstone), 'nor an answer settled without Redis');
+  t.equal(await redis.exists(`${prefix}ans:bet:o3-owner`, `${prefix}ans:bet:o3-n1`), 0, 'both wait in memory');
+
+  await proxy.start();
+  await waitForRedis(client, 5000);
+  const written = () => redis.exists(`${prefix}ans:bet:o3-owner`, `${prefix}ans:bet:o3-n1`);
+  for (let i = 0; i < 40 && (await written()) < 2; i++) await sleep(50);
+  t.equal(await written(), 2, 'written when the client reconnects');
+  t.equal(await redis.exists(`${prefix}lock:bet:o3-owner`), 0, "the owner's lock is dropped with it");
+  t.same(await store.begin('bet:o3-owner', 'fp', opts()), { kind: 'replay', answer, waited: false });
+  // A copy through another client (another gateway) replays it too.
+  const other = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  t.same(await other.begin('bet:o3-n1', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
+  t.same(await other.begin('bet:o3-n1', 'fp2', opts()), { kind: 'mismatch' }, 'and other content is a mismatch');
+});
+
+t.test('redis: an answer settled without the lock never replaces one, nor takes a held key', async (t) => {
+  const store = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  const first = await store.begin('bet:nolock', 'fp', opts());
+  if (first.kind !== 'acquired') return t.fail('not acquired');
+  t.notOk(await store.complete('bet:nolock', undefined, 'fp', answer), 'the key is held by a running request');
+  t.ok(await store.complete('bet:nolock', first.token, 'fp', answer));
+  const other = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  t.ok(await store.complete('bet:nolock', undefined, 'fp', other), 'free key: the script ran');
+  t.same(await store.begin('bet:nolock', 'fp', opts()), { kind: 'replay', answer, waited: false }, 'first answer kept');
+});
+
+t.test('redis: a begin that timed out and ran late holds the lock for the token it returned', async (t) => {
+  const url = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
+  const client = createRedisClient(proxy.url('redis'));
+  t.teardown(async () => {
+    client.disconnect();
+    await proxy.close();
+  });
+  await waitForRedis(client);
+  const store = new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds: 60 });
+  t.teardown(() => store.close());
+  proxy.pause();
+  const begin = await store.begin('bet:late', 'fp', opts());
+  if (begin.kind !== 'unreachable') return t.fail(`not unreachable: ${begin.kind}`);
+  proxy.resume();
+  const lock = `${prefix}lock:bet:late`;
+  for (let i = 0; i < 40 && (await redis.exists(lock)) === 0; i++) await sleep(25);
+  t.equal(await redis.exists(lock), 1, 'a late try took the lock');
+  const tombstone = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  t.ok(await store.complete('bet:late', begin.token, 'fp', tombstone), 'the answer settled without the store');
+  t.equal(await redis.exists(lock), 0, 'takes the lock away with it');
+  const other = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  t.same(await other.begin('bet:late', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
 });

@@ -31,8 +31,11 @@ export type BeginResult =
   | { kind: 'mismatch' }
   /** A copy still held the key when the wait ended. */
   | { kind: 'in_progress' }
-  /** The store could not be used (Redis down, slow or paused). */
-  | { kind: 'unreachable'; reason: string };
+  /**
+   * The store could not be used (Redis down, slow or paused). `token`: a try that timed out may still
+   * take the lock under it later; the caller completes or releases with it.
+   */
+  | { kind: 'unreachable'; reason: string; token: string };
 
 export interface BeginOptions {
   /** Epoch ms until which a copy waits for the running request's answer. */
@@ -45,8 +48,12 @@ export interface IdempotencyStore {
   readonly name: string;
   /** Replays the key's answer (or a mismatch), or takes the lock, or waits for the running copy. Never throws. */
   begin(key: string, fingerprint: string, options: BeginOptions): Promise<BeginResult>;
-  /** Owner only: stores the decided answer (never over another) and drops the lock. Never throws. */
-  complete(key: string, token: string, fingerprint: string, answer: StoredAnswer): Promise<boolean>;
+  /**
+   * Stores a decided answer where the key has none, and drops the caller's lock (`token`; undefined
+   * when settled without the store, N1/N2). A key another request holds is left to it. True when
+   * written now; what Redis misses is written once it answers (O3). Never throws.
+   */
+  complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean>;
   /** Owner only: drops the lock without an answer. Never throws. */
   release(key: string, token: string): Promise<boolean>;
   /** Whether the store is reachable now (readiness). */

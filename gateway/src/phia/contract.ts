@@ -5,7 +5,9 @@
  * OpenAPI file later is a one-file change.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { FastifyBaseLogger } from 'fastify';
 import {
+  answerClass,
   ERRORS,
   formatAmount,
   isErrorCode,
@@ -231,4 +233,20 @@ export function codeFromBody(answer: { status: number; body: string }): ErrorCod
   } catch {
     return 'INTERNAL';
   }
+}
+
+/** The code of a failed call: a PhiaError's own, else INTERNAL. */
+export function codeOf(error: unknown): ErrorCode {
+  return error instanceof PhiaError ? error.code : 'INTERNAL';
+}
+
+/** Optional text fields: absent, null and "" all mean "not given". */
+export function optional(value: string | null | undefined): string | undefined {
+  return value === null || value === undefined || value === '' ? undefined : value;
+}
+
+/** Undecided failures are worth a warning; the wallet's declines are the game's normal course. */
+export function logWalletError(error: unknown, ctx: { log: FastifyBaseLogger }, action: string): void {
+  const [code, detail] = [codeOf(error), error instanceof PhiaError ? error.detail : String(error)];
+  ctx.log[answerClass(code) === 'undecided' ? 'warn' : 'debug']({ action, code, detail }, 'wallet call failed');
 }

@@ -85,7 +85,7 @@ class FakeLedger {
 /** The in-process store, unreachable (Redis down, slow or paused): rows N1-N5. */
 class UnreachableStore extends InProcessIdempotencyStore {
   override async begin(): Promise<BeginResult> {
-    return { kind: 'unreachable', reason: 'Connection is closed.' };
+    return { kind: 'unreachable', reason: 'Connection is closed.', token: 'a-late-begin' };
   }
 }
 

@@ -12,7 +12,6 @@ import {
   isErrorCode,
   moneyFingerprint,
   normalizeAmount,
-  PhiaError,
   type CurrencyTable,
   type ErrorCode,
   type MoneyKind,
@@ -22,8 +21,12 @@ import { idempotencyKey, type IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { VoidQueue } from '../voids/queue.js';
 import type { TransactionReply, WalletClient } from '../wallet-client/client.js';
+import { balanceAnswer } from './balance.js';
 import {
   codeFromBody,
+  codeOf,
+  logWalletError,
+  optional,
   errorToAnswer,
   okAnswer,
   walletBalance,
@@ -69,15 +72,6 @@ interface MoneyRequest {
   arrivedAt: number;
 }
 
-function codeOf(error: unknown): ErrorCode {
-  return error instanceof PhiaError ? error.code : 'INTERNAL';
-}
-
-/** Optional text fields: absent, null and "" all mean "not given". */
-function optional(value: string | null | undefined): string | undefined {
-  return value === null || value === undefined || value === '' ? undefined : value;
-}
-
 export class PhiaProcessor {
   readonly #o: ProcessorOptions;
 
@@ -85,23 +79,9 @@ export class PhiaProcessor {
     this.#o = options;
   }
 
-  async balance(body: BalanceBodyT, ctx: RequestContext): Promise<Answer> {
-    const decimals = currencyDecimals(this.#o.currencies, body.currency);
-    try {
-      const sessionId = optional(body.session_id);
-      const reply = await this.#o.wallet.getBalance(
-        {
-          user_id: body.user_id,
-          currency: body.currency,
-          ...(sessionId === undefined ? {} : { session_id: sessionId }),
-        },
-        { requestId: ctx.requestId, arrivedAt: ctx.arrivedAt },
-      );
-      return okAnswer({ balance: walletBalance(reply.balance, decimals), currency: body.currency });
-    } catch (error) {
-      this.#logWalletError(error, ctx, 'balance');
-      return errorToAnswer(codeOf(error));
-    }
+  /** Not a money request: no key, no void; one wallet read. */
+  balance(body: BalanceBodyT, ctx: RequestContext): Promise<Answer> {
+    return balanceAnswer(this.#o, body, ctx);
   }
 
   async money(kind: MoneyKind, body: MoneyBodyT, ctx: RequestContext): Promise<Answer> {
@@ -142,7 +122,7 @@ export class PhiaProcessor {
           { reason: begin.reason, tx_id: body.tx_id },
           'idempotency store unreachable: settling with the ledger',
         );
-        return this.#withoutStore(request, ctx);
+        return this.#withoutStore(request, key, begin.token, ctx);
       case 'acquired': // R1-R3, R9
         break;
     }
@@ -183,14 +163,21 @@ export class PhiaProcessor {
    * this key in an outbox this one cannot read). The ledger settles the request: a Void naming this
    * content and an attempt that applied nothing tombstones it if unseen.
    */
-  async #withoutStore(request: MoneyRequest, ctx: RequestContext): Promise<Answer> {
+  async #withoutStore(request: MoneyRequest, key: string, token: string, ctx: RequestContext): Promise<Answer> {
     const attemptId = randomUUID();
     const settled = await this.#settle(request, 'WALLET_UNAVAILABLE', attemptId, false, ctx);
     this.#o.metrics?.settledWithoutStore.inc({
       action: request.kind,
       outcome: settled === undefined ? 'unsettled' : settled.code,
     });
-    if (settled !== undefined) return settled;
+    if (settled !== undefined) {
+      // N1, N2: the ledger's answer, written to Redis once it answers (O3), with the lock a late
+      // begin may have taken; N3, N4 are this copy's only.
+      if (settled.code !== 'ok' && answerClass(settled.code as ErrorCode) === 'request') {
+        await this.#o.store.release(key, token);
+      } else await this.#o.store.complete(key, token, request.fingerprint, settled);
+      return settled;
+    }
     // N5 → O3: nothing can tell the key's state (it may be a copy of a 200): this request's own
     // answer, and a void so that it never applies if unseen.
     await this.#queueVoid(request, 'WALLET_UNAVAILABLE', attemptId, ctx);
@@ -236,7 +223,7 @@ export class PhiaProcessor {
         ctx.log.error({ kind, tx_id: body.tx_id, status: record.status }, 'ledger row without an answer');
         return undefined;
       } catch (error) {
-        this.#logWalletError(error, ctx, 'settle');
+        logWalletError(error, ctx, 'settle');
         // A void refused with a decline of its own (a spent credit) waits in the outbox (O2).
         if (answerClass(codeOf(error)) !== 'undecided') return undefined;
         await sleep(Math.max(0, Math.min(SETTLE_RETRY_MS, until - Date.now())));
@@ -270,13 +257,8 @@ export class PhiaProcessor {
     ctx: RequestContext,
   ): Promise<'durable' | 'memory'> {
     const { kind, body, fingerprint } = request;
-    const where = await this.#o.voids.enqueue({
-      kind,
-      tx_id: body.tx_id,
-      error_code: code,
-      fingerprint,
-      attempt_id: attemptId,
-    });
+    const job = { kind, tx_id: body.tx_id, error_code: code, fingerprint, attempt_id: attemptId };
+    const where = await this.#o.voids.enqueue(job);
     this.#o.metrics?.voidsEnqueued.inc({ kind, backend: where });
     ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'not settled in time: void queued');
     return where;
@@ -307,13 +289,8 @@ export class PhiaProcessor {
       );
       return okAnswer({ balance: walletBalance(reply.balance, decimals), currency: body.currency, tx_id: body.tx_id });
     } catch (error) {
-      this.#logWalletError(error, ctx, kind);
+      logWalletError(error, ctx, kind);
       return errorToAnswer(codeOf(error));
     }
-  }
-
-  #logWalletError(error: unknown, ctx: RequestContext, action: string): void {
-    const [code, detail] = [codeOf(error), error instanceof PhiaError ? error.detail : String(error)];
-    ctx.log[answerClass(code) === 'undecided' ? 'warn' : 'debug']({ action, code, detail }, 'wallet call failed');
   }
 }

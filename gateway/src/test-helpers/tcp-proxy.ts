@@ -12,11 +12,16 @@ export interface TcpProxy {
   stop(): Promise<void>;
   /** Listens again on the same port. */
   start(): Promise<void>;
+  /** Holds what clients send (a paused server: commands time out, then run late on resume). */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  let paused = false;
   let server: Server | undefined;
   let port = 0;
   const listen = async () => {
@@ -24,11 +29,14 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       const upstream = connect(targetPort, targetHost);
       sockets.add(client);
       sockets.add(upstream);
+      clients.add(client);
+      if (paused) client.pause();
       const drop = () => {
         client.destroy();
         upstream.destroy();
         sockets.delete(client);
         sockets.delete(upstream);
+        clients.delete(client);
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
@@ -57,6 +65,14 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     url: (scheme) => `${scheme}://127.0.0.1:${port}`,
     stop,
+    pause: () => {
+      paused = true;
+      for (const client of clients) client.pause();
+    },
+    resume: () => {
+      paused = false;
+      for (const client of clients) client.resume();
+    },
     start: async () => {
       if (!server) await listen();
     },

@@ -200,15 +200,20 @@ t.test('redis down at enqueue time: the void goes to the in-process queue and is
   t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
 });
 
-t.test('O1: a void that tombstoned, reversed or found other content keeps its answer for good', async (t) => {
+t.test('O1: the error stays the answer only when its void made the ledger hold it', async (t) => {
   const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
-  const outcomes = ['tombstoned', 'reversed', 'not_matching'];
+  const outcomes = ['tombstoned', 'reversed', 'decline_replaced', 'not_matching', 'already_voided', 'kept', 'declined'];
+  const stays = outcomes.slice(0, 4);
   const queue = new VoidQueue({ send: async (j) => ({ outcome: outcomes[Number(j.tx_id.slice(2))] }), answers: store });
-  for (const n of [0, 1, 2]) await queue.enqueue(job(`t7${n}`));
-  t.equal(await queue.drainOnce(), 3);
-  for (const n of [0, 1, 2]) {
+  for (const n of outcomes.keys()) await queue.enqueue(job(`t7${n}`));
+  t.equal(await queue.drainOnce(), outcomes.length);
+  for (const [n, outcome] of outcomes.entries()) {
     const copy = await store.begin(`bet:t7${n}`, `fp-t7${n}`, { waitUntil: 0, lockTtlMs: 1000 });
-    t.same(copy, { kind: 'replay', answer: timeout, waited: false }, `${outcomes[n]}: the error stays`);
+    if (stays.includes(outcome)) {
+      t.same(copy, { kind: 'replay', answer: timeout, waited: false }, `${outcome}: the error stays`);
+    } else {
+      t.equal(copy.kind, 'acquired', `${outcome}: the row was decided before, the ledger answers copies`);
+    }
   }
 });
 

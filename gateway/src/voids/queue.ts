@@ -6,6 +6,7 @@
  * Redis when configured; when Redis is absent or fails at enqueue time, the job waits in process
  * memory (O3) and moves to Redis once it answers.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { answerClass, type ErrorCode } from '@phia/proto';
 import { WalletError } from '../wallet-client/client.js';
 import type { AnswerSink, VoidBackend, VoidJob } from './backends.js';
@@ -49,6 +50,9 @@ export interface VoidQueueOptions {
 }
 
 const MAX_REMEMBERED = 100_000;
+
+/** O1: the void outcomes after which the void's error stays the key's answer. */
+const KEEPS_ANSWER = new Set(['tombstoned', 'reversed', 'decline_replaced', 'not_matching']);
 
 /** One void: the attempt it undoes, under its key. */
 function jobKey(job: VoidJob): string {
@@ -183,10 +187,10 @@ export class VoidQueue {
           delivered++;
           this.#unappliable.delete(jobKey(job));
           this.#options.onDelivered?.(job, attempts, result);
-          // O1: the error is the ledger's now and stays the key's answer, unless the void found another
-          // attempt's outcome (kept, declined): the ledger answers copies. Not removed: sent again.
+          // O1: the error stays the key's answer only if this void made the ledger hold it (or the row
+          // is other content's); a row decided before answers copies itself. Not removed: sent again.
           const outcome = String((result as { outcome?: unknown } | undefined)?.outcome);
-          await backend.done(job, ['kept', 'declined'].includes(outcome) ? 'drop' : 'keep').catch(backendError);
+          await backend.done(job, KEEPS_ANSWER.has(outcome) ? 'keep' : 'drop').catch(backendError);
         }),
       );
     }
@@ -238,14 +242,9 @@ export class VoidQueue {
     this.#wake?.();
     await this.#loop;
     if (drainTimeoutMs <= 0) return;
-    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.drainOnce().catch((error: unknown) => this.#options.onBackendError?.('queue', error)),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, drainTimeoutMs);
-        timer.unref();
-      }),
+      sleep(drainTimeoutMs, undefined, { ref: false }),
     ]);
-    clearTimeout(timer);
   }
 }
