@@ -206,9 +206,11 @@ export async function gatewayMetrics(gatewayUrl: string, suffixes: readonly stri
   return values;
 }
 
-/** The gateway's pending void count. */
+/** The gateway's pending void count: the Redis outbox and its own memory. */
 export async function pendingVoids(gatewayUrl: string): Promise<number> {
-  return (await gatewayMetrics(gatewayUrl, ['phia_pending_voids'])).phia_pending_voids ?? NaN;
+  const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+  const rows = [...text.matchAll(/^phia_pending_voids\{backend="(?:redis|memory)"\} (\d+)$/gm)];
+  return rows.length === 0 ? NaN : rows.reduce((sum, row) => sum + Number(row[1]), 0);
 }
 
 /** The gateway's own view of its memory (prom-client default metrics), in MB. */
