@@ -206,10 +206,10 @@ export async function gatewayMetrics(gatewayUrl: string, suffixes: readonly stri
   return values;
 }
 
-/** The gateway's pending void count: the Redis outbox and its own memory. */
+/** The gateway's pending void count: the Redis outbox and its own memory; NaN when absent. */
 export async function pendingVoids(gatewayUrl: string): Promise<number> {
   const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-  const rows = [...text.matchAll(/^phia_pending_voids\{backend="(?:redis|memory)"\} (\d+)$/gm)];
+  const rows = [...text.matchAll(/^phia_pending_voids\{backend="\w+"\} (\d+)$/gm)];
   return rows.length === 0 ? NaN : rows.reduce((sum, row) => sum + Number(row[1]), 0);
 }
 

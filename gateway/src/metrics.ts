@@ -1,7 +1,10 @@
 /**
  * Prometheus metrics, in a registry of the app's own (several apps in one process never collide).
  */
+import { createRequire } from 'node:module';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -37,6 +40,12 @@ export function createMetrics(options: {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'phia_gateway_' });
   const registers = [registry];
+  new Gauge({
+    name: 'phia_build_info',
+    help: 'Always 1: the running service, its version and the Node.js version',
+    labelNames: ['service', 'version', 'node'],
+    registers,
+  }).set({ service: 'gateway', version, node: process.version }, 1);
   return {
     registry,
     requests: new Counter({

@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatAmount } from '@phia/proto';
 import { FAULT_TYPES, injectFault, type FaultRecord, type FaultType } from './faults.js';
+import { pendingVoidsIn } from './phia-client.js';
 import { Rng } from './random.js';
 import { ChaosStack } from './stack.js';
 import { checkBooks, FAULT_GRACE_MS, setTimeOrigin, settleAnswers, Verdict } from './verify.js';
@@ -261,9 +262,10 @@ async function pendingVoids(stack: ChaosStack): Promise<number> {
   for (let index = 0; index < stack.gatewayPorts.length; index++) {
     const response = await fetch(`${stack.gatewayUrl(index)}/metrics`, { signal: AbortSignal.timeout(2000) });
     const text = await response.text();
-    const match = /^phia_pending_voids (\d+)/m.exec(text);
-    if (!match) throw new Error('no phia_pending_voids in /metrics');
-    total += Number(match[1]);
+    // The Redis outbox is counted once above; each gateway adds what waits in its memory.
+    const memory = pendingVoidsIn(text, 'memory');
+    if (Number.isNaN(memory)) throw new Error('no phia_pending_voids in /metrics');
+    total += memory;
   }
   return total;
 }

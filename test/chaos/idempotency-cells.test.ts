@@ -8,7 +8,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { WalletCallError } from '../helpers/wallet-client.js';
-import { codeOf, post, sign, type Reply } from './phia-client.js';
+import { codeOf, pendingVoidsIn, post, sign, type Reply } from './phia-client.js';
 import { freePort } from './processes.js';
 import { ChaosStack, waitFor } from './stack.js';
 
@@ -121,7 +121,7 @@ async function voidsDrained(): Promise<void> {
   await waitFor('void queues', 20_000, async () => {
     for (let i = 0; i < stack.gateways.length; i++) {
       const text = await (await fetch(`${stack.gatewayUrl(i)}/metrics`)).text();
-      if (!/^phia_pending_voids 0$/m.test(text)) return false;
+      if (pendingVoidsIn(text) !== 0) return false;
     }
     return true;
   });

@@ -50,3 +50,10 @@ export function codeOf(reply: { status: number | undefined; body: string }): str
     return '';
   }
 }
+
+/** `phia_pending_voids` of a gateway's /metrics text, for one backend or all; NaN when absent. */
+export function pendingVoidsIn(metrics: string, backend?: 'redis' | 'memory'): number {
+  const lines = [...metrics.matchAll(/^phia_pending_voids\{backend="(\w+)"\} (\d+)$/gm)];
+  const counted = lines.filter((line) => backend === undefined || line[1] === backend);
+  return counted.length === 0 ? NaN : counted.reduce((sum, line) => sum + Number(line[2]), 0);
+}

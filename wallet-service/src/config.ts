@@ -14,6 +14,8 @@ export interface WalletConfig {
   currencies: CurrencyTable;
   metricsPort: number | undefined;
   sessionTtlSeconds: number;
+  /** Period of the negative-balance check (wallet_books_negative_accounts); 0: off. */
+  booksCheckSeconds: number;
   logLevel: string;
   production: boolean;
   /** Mutual TLS on the gRPC port; undefined: plaintext. */
@@ -75,6 +77,7 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
     currencies,
     metricsPort: metricsPort === 0 ? undefined : metricsPort,
     sessionTtlSeconds: integer('SESSION_TTL_SECONDS', 3600, 1, 7 * 24 * 3600),
+    booksCheckSeconds: integer('WALLET_BOOKS_CHECK_SECONDS', 60, 0, 86400),
     logLevel,
     production: env.NODE_ENV === 'production',
     tls: readWalletTls(env, problems),

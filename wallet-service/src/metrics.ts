@@ -1,6 +1,9 @@
 import { createServer, type Server } from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Database, QueryOptions } from './db/database.js';
+import { createRequire } from 'node:module';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Database, PoolStats, QueryOptions } from './db/database.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 /** The wallet's own metrics, on a registry of its own (tests run several wallets in one process). */
 export class WalletMetrics {
@@ -27,8 +30,36 @@ export class WalletMetrics {
     registers: [this.registry],
   });
 
+  private poolStats: (() => PoolStats | undefined) | undefined;
+
   constructor(collectDefaults = false) {
     if (collectDefaults) collectDefaultMetrics({ register: this.registry, prefix: 'wallet_' });
+    new Gauge({
+      name: 'phia_build_info',
+      help: 'Always 1: the running service, its version and the Node.js version',
+      labelNames: ['service', 'version', 'node'] as const,
+      registers: [this.registry],
+    }).set({ service: 'wallet', version, node: process.version }, 1);
+    // Read at scrape time; 0 while there is no PostgreSQL pool (PGlite has none).
+    const stats = () => this.poolStats?.();
+    const poolGauge = (name: string, help: string, field: keyof PoolStats) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const now = stats();
+          if (now !== undefined) this.set(now[field]);
+        },
+      });
+    poolGauge('wallet_db_pool_clients', 'PostgreSQL connections the pool holds, busy or idle', 'total');
+    poolGauge('wallet_db_pool_idle_clients', 'PostgreSQL connections idle in the pool', 'idle');
+    poolGauge('wallet_db_pool_waiting_requests', 'Requests waiting for a PostgreSQL connection', 'waiting');
+  }
+
+  /** Exports the pool's gauges from this database's pool (none for PGlite). */
+  observePool(db: Database): void {
+    this.poolStats = () => db.poolStats?.();
   }
 
   /** Serves GET /metrics on host:port; resolves with the server once listening. */
@@ -75,6 +106,7 @@ export function instrumentDatabase(db: Database, metrics: WalletMetrics): Databa
     },
     exec: (sql) => db.exec(sql),
     close: () => db.close(),
+    poolStats: db.poolStats?.bind(db),
     async transaction(fn, options) {
       const stop = metrics.dbTransactionSeconds.startTimer();
       try {

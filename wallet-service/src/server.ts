@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     poolSize: config.poolSize,
     currencies: config.currencies,
     sessionTtlSeconds: config.sessionTtlSeconds,
+    booksCheckIntervalMs: config.booksCheckSeconds * 1000,
     metricsPort: config.metricsPort,
     metricsHost: config.host,
     collectDefaultMetrics: true,

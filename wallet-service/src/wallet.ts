@@ -14,6 +14,7 @@ import {
 import { openDatabase, type Database } from './db/index.js';
 import { adminHandlers, walletHandlers } from './grpc/handlers.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
+import { watchBooks } from './books-watch.js';
 import { describeDatabaseUrl } from './logger.js';
 import { instrumentDatabase, WalletMetrics } from './metrics.js';
 
@@ -41,6 +42,8 @@ export interface WalletServerOptions {
   hooks?: LedgerHooks;
   /** Process metrics (CPU, memory, event loop): on for the real server, off in tests. */
   collectDefaultMetrics?: boolean;
+  /** Every this many ms, count accounts below zero into wallet_books_negative_accounts; unset or 0: off. */
+  booksCheckIntervalMs?: number | undefined;
   /** How long a graceful close waits for running calls before cutting them. */
   shutdownTimeoutMs?: number;
 }
@@ -107,9 +110,6 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
-  // The Wallet service is there from the first moment the port is open, answering UNAVAILABLE until
-  // the ledger is ready (callers then retry or void, as for a wallet that is down), never
-  // UNIMPLEMENTED, which a gateway must take for a fault of its own.
   // The services are there from the first moment the port is open, answering UNAVAILABLE until the
   // ledger is ready (callers then retry or void, as for a wallet that is down), never UNIMPLEMENTED,
   // which a gateway must take for a fault of its own.
@@ -144,6 +144,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     db.kind === 'postgres' ? 'ledger on PostgreSQL' : 'ledger on embedded PGlite: no DATABASE_URL set',
   );
 
+  metrics.observePool(db);
   const ledger = new Ledger(instrumentDatabase(db, metrics), {
     currencies: options.currencies ?? buildCurrencyTable(),
     defaultSessionTtlSeconds: options.sessionTtlSeconds,
@@ -154,6 +155,10 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
   started.admin = adminHandlers(ledger, { logger, metrics });
   health.setStatus('', 'SERVING');
   health.setStatus(WALLET_SERVICE_NAME, 'SERVING');
+  const stopBooksCheck =
+    options.booksCheckIntervalMs !== undefined && options.booksCheckIntervalMs > 0
+      ? watchBooks(ledger, metrics, options.booksCheckIntervalMs, logger)
+      : undefined;
 
   let metricsServer: HttpServer | undefined;
   if (options.metricsPort !== undefined) {
@@ -163,6 +168,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
 
   let closing: Promise<void> | undefined;
   const closeRest = async () => {
+    stopBooksCheck?.();
     await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
     await db.close();
   };

@@ -55,6 +55,13 @@ export function beginStatement(options: { timeoutMs?: number } | undefined): str
   return `BEGIN; SET LOCAL statement_timeout = ${value}; SET LOCAL lock_timeout = ${value}`;
 }
 
+/** A connection pool's state: connections open, idle ones, and requests waiting for one. */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** One statement on its own (autocommit), with a bounded wait for a connection. */
@@ -72,6 +79,8 @@ export interface Database extends Queryable {
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
+  /** PostgreSQL: the pool's state now (PGlite has no pool). */
+  poolStats?(): PoolStats;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

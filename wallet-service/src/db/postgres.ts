@@ -4,6 +4,7 @@ import {
   beginStatement,
   PoolTimeoutError,
   type Database,
+  type PoolStats,
   type Queryable,
   type QueryOptions,
   type QueryResult,
@@ -138,6 +139,10 @@ class PostgresDatabase implements Database {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+
+  poolStats(): PoolStats {
+    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
   }
 }
 

@@ -12,6 +12,7 @@ import { LedgerCore, type CallContext, type LedgerOptions } from './core.js';
 import { moneyRequest, type MoneyAnswer, type MoneyInput } from './money.js';
 import {
   checkBooks,
+  countNegativeAccounts,
   getAccount,
   getBalance,
   getTransaction,
@@ -51,6 +52,11 @@ export class Ledger {
   /** The double-entry invariants; tests and the chaos harness assert all three lists are empty. */
   checkBooks(): Promise<BooksReport> {
     return checkBooks(this.core);
+  }
+
+  /** Player accounts below zero: the cheap part of the books check, for a periodic gauge. */
+  countNegativeAccounts(): Promise<number> {
+    return countNegativeAccounts(this.core);
   }
 
   getAccount(input: { user_id: string; currency: string }): Promise<AccountRecord> {

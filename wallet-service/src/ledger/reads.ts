@@ -158,6 +158,14 @@ export async function checkBooks(core: LedgerCore): Promise<BooksReport> {
   };
 }
 
+/** Player accounts below zero, counted: one pass over the accounts (never the entries), cheap to repeat. */
+export async function countNegativeAccounts(core: LedgerCore): Promise<number> {
+  const found = await core.db.query<{ count: number }>(
+    `SELECT count(*)::int AS count FROM accounts WHERE owner_kind = 'player' AND balance < 0`,
+  );
+  return found.rows[0]?.count ?? 0;
+}
+
 interface SessionFacts {
   user_id: string;
   currency: string;
