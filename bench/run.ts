@@ -479,6 +479,10 @@ async function main(): Promise<number> {
   return checks.every((item) => item.ok) && issue14.every((item) => item.ok) ? 0 : 1;
 }
 
+function r2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
 /** Issue 14's targets besides the overload: gateway CPU, the path ratios, open-loop p99, the lone bet. */
 function issue14Targets(
   baselines: Record<string, BaselineResult>,
@@ -531,7 +535,7 @@ function issue14Targets(
     targets.push({
       name: `lone bet through the gateway, mean <= ${ISSUE14.loneBetOfOneRow} x the bare SQL transaction at 1 client`,
       ok: loneGatewayBet.latencyMs.mean <= limit,
-      detail: `${loneGatewayBet.latencyMs.mean} ms against ${round1(limit * 100) / 100} ms (2 x ${oneRow.latencyMs.p50} ms; margin ${round1((limit - loneGatewayBet.latencyMs.mean) * 100) / 100} ms)`,
+      detail: `${loneGatewayBet.latencyMs.mean} ms against ${r2(limit)} ms (2 x ${oneRow.latencyMs.p50} ms; margin ${r2(limit - loneGatewayBet.latencyMs.mean)} ms)`,
     });
   }
   return targets;
