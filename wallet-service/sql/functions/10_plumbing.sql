@@ -1,18 +1,23 @@
 -- Shared steps of the ledger's functions. Every file in sql/functions is run (CREATE OR REPLACE) by
 -- each start-up, after the migrations and under the same advisory lock. Functions hold no data, so
 -- replacing them is always safe, and they always match the code that calls them; as migrations, every
--- edit would copy a whole function into a new file. A function whose parameters change takes a new
--- name, so that a wallet of the previous version still running on the schema keeps working.
+-- edit would copy a whole function into a new file. A function whose parameters or result change takes
+-- a new name, so that a wallet of the previous version still running on the schema keeps working; a
+-- helper no longer used is left in place (a call of the previous version may be running it).
+
+-- The helpers below return a value so that callers assign it (`x := f(...)`): plpgsql evaluates that as
+-- a simple expression, while PERFORM starts the executor for a statement of its own.
 
 -- Timeouts of this call's own transaction (set_config(..., true): they end with it). With a deadline,
 -- every lock wait ends when it comes; a deadline already passed ends the call before it touches
 -- anything. statement_timeout only reaches later statements of the transaction (the test seam's
--- BEGIN ... COMMIT): the statement calling the function is already running, and wallet_end is what
--- keeps its work from committing late.
-CREATE OR REPLACE FUNCTION wallet_begin(p_default_timeout_ms integer, p_commit_by_ms bigint) RETURNS void
+-- BEGIN ... COMMIT): the statement calling the function is already running, and the deadline check
+-- at the end (wallet_late) is what keeps its work from committing late. Returns the ms given.
+CREATE OR REPLACE FUNCTION wallet_timeouts(p_default_timeout_ms integer, p_commit_by_ms bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
   left_ms bigint := p_default_timeout_ms;
+  ignored text;
 BEGIN
   IF p_commit_by_ms IS NOT NULL THEN
     left_ms := p_commit_by_ms - floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
@@ -20,19 +25,18 @@ BEGIN
       RAISE EXCEPTION 'deadline passed before the call started' USING ERRCODE = 'PH002';
     END IF;
   END IF;
-  PERFORM set_config('lock_timeout', left_ms || 'ms', true);
-  PERFORM set_config('statement_timeout', left_ms || 'ms', true);
+  ignored := set_config('lock_timeout', left_ms || 'ms', true);
+  ignored := set_config('statement_timeout', left_ms || 'ms', true);
+  RETURN left_ms;
 END $$;
 
--- The last step of every call: past the caller's deadline (less the wallet's margin) it raises, so the
--- call's transaction rolls back and nothing commits after the caller has given up.
-CREATE OR REPLACE FUNCTION wallet_end(p_commit_by_ms bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF p_commit_by_ms IS NOT NULL AND clock_timestamp() > to_timestamp(p_commit_by_ms / 1000.0) THEN
-    RAISE EXCEPTION 'deadline passed before commit' USING ERRCODE = 'PH002';
-  END IF;
-END $$;
+-- Whether the caller's deadline (less the wallet's margin) has passed. Every call checks it as its last
+-- step and raises PH002 when it has, so the call's transaction rolls back and nothing commits after
+-- the caller has given up.
+CREATE OR REPLACE FUNCTION wallet_late(p_commit_by_ms bigint) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+  SELECT p_commit_by_ms IS NOT NULL AND clock_timestamp() > to_timestamp(p_commit_by_ms / 1000.0)
+$$;
 
 -- A refusal that stores nothing (the whole call rolls back); the message is the contract's error code.
 CREATE OR REPLACE FUNCTION wallet_refuse(p_code text, p_detail text DEFAULT NULL) RETURNS void
@@ -60,29 +64,20 @@ BEGIN
   RETURN found_id;
 END $$;
 
--- Moves p_delta into the player's account and -p_delta into the counter account: two entries.
-CREATE OR REPLACE FUNCTION wallet_move(p_transaction_id bigint, p_account_id bigint, p_counter_id bigint,
-  p_delta numeric) RETURNS void
+-- Moves p_delta into the player's account and -p_delta into the counter account: two entries. Returns
+-- the number of entries written.
+CREATE OR REPLACE FUNCTION wallet_book(p_transaction_id bigint, p_account_id bigint, p_counter_id bigint,
+  p_delta numeric) RETURNS integer
 LANGUAGE plpgsql AS $$
 BEGIN
   IF p_delta = 0 THEN
-    RETURN;
+    RETURN 0;
   END IF;
   UPDATE accounts SET balance = balance + p_delta, updated_at = now() WHERE id = p_account_id;
   INSERT INTO entries (transaction_id, account_id, amount)
   VALUES (p_transaction_id, p_account_id, p_delta), (p_transaction_id, p_counter_id, -p_delta);
+  RETURN 2;
 END $$;
-
--- Why a session does not allow this player's request (NULL: it does).
-CREATE OR REPLACE FUNCTION wallet_session_problem(p_session_id text, p_user_id text, p_currency text)
-RETURNS text
-LANGUAGE sql STABLE AS $$
-  SELECT CASE
-    WHEN s.session_id IS NULL OR s.closed_at IS NOT NULL OR s.expires_at <= now() THEN 'SESSION_NOT_FOUND'
-    WHEN s.user_id <> p_user_id OR s.currency <> p_currency THEN 'WRONG_SESSION'
-  END
-  FROM (SELECT 1) AS one LEFT JOIN sessions s ON s.session_id = p_session_id
-$$;
 
 -- The error a stored outcome replays (a void without a code answered WALLET_TIMEOUT).
 CREATE OR REPLACE FUNCTION wallet_stored_code(p_row transactions) RETURNS text

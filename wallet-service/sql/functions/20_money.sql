@@ -16,8 +16,9 @@ DECLARE
   code text;
   delta numeric;
   made_id bigint;
+  ignored bigint;
 BEGIN
-  PERFORM wallet_begin(p_default_timeout_ms, p_commit_by_ms);
+  ignored := wallet_timeouts(p_default_timeout_ms, p_commit_by_ms);
   IF p_kind = 'deposit' THEN
     INSERT INTO accounts (owner_kind, user_id, currency) VALUES ('player', p_user_id, p_currency) ON CONFLICT DO NOTHING;
   END IF;
@@ -28,51 +29,51 @@ BEGIN
     SELECT r.out_status, r.out_code, r.out_balance INTO out_status, out_code, out_balance
     FROM wallet_replay(existing, p_fingerprint, p_user_id, p_currency, p_amount, p_round_id, p_game_session_id,
       p_bet_tx_id, p_session_id, p_game_id, p_attempt_id) r;
-    PERFORM wallet_end(p_commit_by_ms);
-    RETURN;
-  END IF;
-
-  IF account.id IS NULL THEN
-    code := 'ACCOUNT_NOT_FOUND';
-  ELSIF p_kind = 'bet' THEN
-    code := wallet_bet_refusal(account, p_amount, p_round_id, p_game_session_id, p_session_id);
-    delta := -p_amount;
-  ELSIF p_kind = 'win' THEN
-    code := wallet_win_refusal(account, p_round_id, p_game_session_id, p_bet_tx_id);
-    delta := p_amount;
-  ELSIF p_kind = 'refund' THEN
-    SELECT r.code, r.delta INTO code, delta
-    FROM wallet_refund_decide(account, p_tx_id, p_amount, p_round_id, p_game_session_id, p_bet_tx_id) r;
-  ELSIF p_kind = 'deposit' THEN
-    delta := p_amount;
   ELSE
-    code := CASE WHEN account.balance < p_amount THEN 'INSUFFICIENT_FUNDS' END;
-    delta := -p_amount;
-  END IF;
-  IF code IS NULL AND NOT wallet_balance_fits(account.balance + delta) THEN
-    code := 'INVALID_REQUEST';
-  END IF;
-
-  INSERT INTO transactions (kind, tx_id, status, fingerprint, error_code, user_id, currency, amount, round_id,
-    game_session_id, bet_tx_id, session_id, game_id, attempt_id, balance_after)
-  VALUES (p_kind, p_tx_id, CASE WHEN code IS NULL THEN 'applied' ELSE 'declined' END, p_fingerprint, code,
-    p_user_id, p_currency, p_amount, p_round_id, p_game_session_id, p_bet_tx_id, p_session_id, p_game_id,
-    p_attempt_id, CASE WHEN code IS NULL THEN account.balance + delta END)
-  RETURNING id INTO made_id;
-  IF code IS NULL THEN
-    PERFORM wallet_move(made_id, account.id,
-      wallet_counter_account(CASE WHEN p_kind IN ('deposit', 'withdraw') THEN 'cashier' ELSE 'house' END, p_currency),
-      delta);
-    IF p_kind = 'refund' AND delta > 0 THEN
-      PERFORM wallet_refund_allocate(made_id, account, delta, p_round_id, p_game_session_id, p_bet_tx_id);
+    IF account.id IS NULL THEN
+      code := 'ACCOUNT_NOT_FOUND';
+    ELSIF p_kind = 'bet' THEN
+      code := wallet_bet_refusal(account, p_amount, p_round_id, p_game_session_id, p_session_id);
+      delta := -p_amount;
+    ELSIF p_kind = 'win' THEN
+      code := wallet_win_refusal(account, p_round_id, p_game_session_id, p_bet_tx_id);
+      delta := p_amount;
+    ELSIF p_kind = 'refund' THEN
+      SELECT r.code, r.delta INTO code, delta
+      FROM wallet_refund_decide(account, p_tx_id, p_amount, p_round_id, p_game_session_id, p_bet_tx_id) r;
+    ELSIF p_kind = 'deposit' THEN
+      delta := p_amount;
+    ELSE
+      code := CASE WHEN account.balance < p_amount THEN 'INSUFFICIENT_FUNDS' END;
+      delta := -p_amount;
     END IF;
-    out_status := 'applied';
-    out_balance := (account.balance + delta)::text;
-  ELSE
-    out_status := 'declined';
-    out_code := code;
+    IF code IS NULL AND NOT wallet_balance_fits(account.balance + delta) THEN
+      code := 'INVALID_REQUEST';
+    END IF;
+
+    INSERT INTO transactions (kind, tx_id, status, fingerprint, error_code, user_id, currency, amount, round_id,
+      game_session_id, bet_tx_id, session_id, game_id, attempt_id, balance_after)
+    VALUES (p_kind, p_tx_id, CASE WHEN code IS NULL THEN 'applied' ELSE 'declined' END, p_fingerprint, code,
+      p_user_id, p_currency, p_amount, p_round_id, p_game_session_id, p_bet_tx_id, p_session_id, p_game_id,
+      p_attempt_id, CASE WHEN code IS NULL THEN account.balance + delta END)
+    RETURNING id INTO made_id;
+    IF code IS NULL THEN
+      ignored := wallet_book(made_id, account.id,
+        wallet_counter_account(CASE WHEN p_kind IN ('deposit', 'withdraw') THEN 'cashier' ELSE 'house' END, p_currency),
+        delta);
+      IF p_kind = 'refund' AND delta > 0 THEN
+        PERFORM wallet_refund_allocate(made_id, account, delta, p_round_id, p_game_session_id, p_bet_tx_id);
+      END IF;
+      out_status := 'applied';
+      out_balance := (account.balance + delta)::text;
+    ELSE
+      out_status := 'declined';
+      out_code := code;
+    END IF;
   END IF;
-  PERFORM wallet_end(p_commit_by_ms);
+  IF wallet_late(p_commit_by_ms) THEN
+    RAISE EXCEPTION 'deadline passed before commit' USING ERRCODE = 'PH002';
+  END IF;
 END $$;
 
 -- A row with this (kind, tx_id) exists: replay its outcome, or settle a tombstone or an early void.
@@ -117,22 +118,31 @@ BEGIN
   END IF;
 END $$;
 
+-- Why a bet is refused (NULL: it applies): its session (when it names one), a blocked player, a refunded
+-- round, too little money, in that order. The session and the round are read by one statement.
 CREATE OR REPLACE FUNCTION wallet_bet_refusal(p_account accounts, p_amount numeric, p_round_id text,
   p_game_session_id text, p_session_id text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
   problem text;
+  tombstoned boolean;
 BEGIN
-  IF p_session_id IS NOT NULL THEN
-    problem := wallet_session_problem(p_session_id, p_account.user_id, p_account.currency);
-    IF problem IS NOT NULL THEN
-      RETURN problem;
-    END IF;
+  SELECT CASE
+      WHEN p_session_id IS NULL THEN NULL
+      WHEN s.session_id IS NULL OR s.closed_at IS NOT NULL OR s.expires_at <= now() THEN 'SESSION_NOT_FOUND'
+      WHEN s.user_id <> p_account.user_id OR s.currency <> p_account.currency THEN 'WRONG_SESSION'
+    END,
+    EXISTS (SELECT 1 FROM round_tombstones t WHERE t.user_id = p_account.user_id AND t.currency = p_account.currency
+      AND t.game_session_id = p_game_session_id AND t.round_id = p_round_id)
+  INTO problem, tombstoned
+  FROM (SELECT 1) AS one LEFT JOIN sessions s ON s.session_id = p_session_id;
+  IF problem IS NOT NULL THEN
+    RETURN problem;
   END IF;
   IF p_account.blocked THEN
     RETURN 'PLAYER_BLOCKED';
   END IF;
-  IF wallet_round_tombstoned(p_account, p_round_id, p_game_session_id) THEN
+  IF tombstoned THEN
     RETURN 'BET_REFUNDED';
   END IF;
   IF p_account.balance < p_amount THEN
@@ -165,10 +175,13 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- A refund by round found no bet: later bets (and wins) of that round are refused.
+-- A refund by round found no bet: later bets (and wins) of that round are refused. plpgsql, not sql:
+-- PostgreSQL (before 18) keeps no plan of a SQL function with a query between transactions, so it would
+-- parse and plan the query again in every call.
 CREATE OR REPLACE FUNCTION wallet_round_tombstoned(p_account accounts, p_round_id text, p_game_session_id text)
 RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM round_tombstones WHERE user_id = p_account.user_id AND currency = p_account.currency
-    AND game_session_id = p_game_session_id AND round_id = p_round_id)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM round_tombstones WHERE user_id = p_account.user_id AND currency = p_account.currency
+    AND game_session_id = p_game_session_id AND round_id = p_round_id);
+END $$;

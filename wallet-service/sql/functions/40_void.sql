@@ -11,8 +11,9 @@ DECLARE
   peek transactions%ROWTYPE;
   account accounts%ROWTYPE;
   target transactions%ROWTYPE;
+  ignored bigint;
 BEGIN
-  PERFORM wallet_begin(p_default_timeout_ms, p_commit_by_ms);
+  ignored := wallet_timeouts(p_default_timeout_ms, p_commit_by_ms);
   -- The account lock comes first, as for money requests; the row names the account.
   SELECT * INTO peek FROM transactions WHERE kind = p_kind AND tx_id = p_tx_id;
   IF peek.user_id IS NOT NULL AND peek.currency IS NOT NULL THEN
@@ -72,7 +73,9 @@ BEGIN
     out_balance := wallet_reverse(target, account, p_error_code)::text;
     out_outcome := 'reversed';
   END IF;
-  PERFORM wallet_end(p_commit_by_ms);
+  IF wallet_late(p_commit_by_ms) THEN
+    RAISE EXCEPTION 'deadline passed before commit' USING ERRCODE = 'PH002';
+  END IF;
 END $$;
 
 -- Writes the reverse movement of an applied request against the same counter account; returns the
@@ -82,6 +85,7 @@ RETURNS numeric
 LANGUAGE plpgsql AS $$
 DECLARE
   delta numeric;
+  ignored integer;
 BEGIN
   IF p_row.kind = 'bet' THEN
     delta := p_row.amount - p_row.refunded_amount;
@@ -109,7 +113,7 @@ BEGIN
     FROM refund_allocations a
     WHERE a.refund_transaction_id = p_row.id AND b.id = a.bet_transaction_id AND b.status = 'applied';
   END IF;
-  PERFORM wallet_move(p_row.id, p_account.id,
+  ignored := wallet_book(p_row.id, p_account.id,
     wallet_counter_account(CASE WHEN p_row.kind IN ('deposit', 'withdraw') THEN 'cashier' ELSE 'house' END,
       p_row.currency),
     delta);
