@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', '.tap/**', 'bench/results/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', '.tap/**', 'bench/results/**', 'proto/src/generated/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

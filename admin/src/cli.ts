@@ -5,15 +5,20 @@
  *   phia-admin account show <user_id> <currency>  balance and status
  *   phia-admin account block|unblock <user_id> <currency>
  *   phia-admin books check                        the double-entry invariants (exit 1 when broken)
+ *   phia-admin voids list [--prefix P]            the gateways' pending voids in Redis, with their ages
+ *   phia-admin voids retry [<kind> <tx_id>]       make them due now (exit 1 when that one is not queued)
  *   phia-admin sign <body|@file|-> [action|path] [--sig-only]
  *
  * The wallet is WALLET_ADDR (default 127.0.0.1:50051), over mutual TLS when WALLET_TLS_CA_FILE,
  * WALLET_TLS_CERT_FILE and WALLET_TLS_KEY_FILE are set, as for the gateway. --json prints JSON.
- * Exit codes: 0 done, 1 not found or the books do not balance, 2 usage, 3 the wallet out of reach.
+ * The voids are in REDIS_URL under the gateways' key prefix (--prefix, default phia:).
+ * Exit codes: 0 done, 1 not found or the books do not balance, 2 usage, 3 the wallet or Redis out of
+ * reach.
  */
 import { parseArgs } from 'node:util';
 import { fields, table } from './format.js';
 import { findKey, readBody, sign, signedRequest } from './sign.js';
+import { duration, listVoids, retryVoids, withRedis } from './voids.js';
 import { connectWallet, UnreachableError, UsageError, WalletDecline, type WalletLink } from './wallet.js';
 
 const USAGE = `usage:
@@ -21,6 +26,8 @@ const USAGE = `usage:
   phia-admin account show <user_id> <currency> [--json]
   phia-admin account block|unblock <user_id> <currency>
   phia-admin books check [--json]
+  phia-admin voids list [--prefix phia:] [--json]
+  phia-admin voids retry [<kind> <tx_id>] [--prefix phia:] [--json]
   phia-admin sign <body|@file|-> [balance|bet|win|refund|/path] [--sig-only]`;
 
 export interface Io {
@@ -29,7 +36,7 @@ export interface Io {
   err(text: string): void;
 }
 
-type Command = (args: string[], json: boolean, io: Io, link: () => WalletLink) => Promise<number>;
+type Command = (args: string[], json: boolean, io: Io, link: () => WalletLink, prefix: string) => Promise<number>;
 
 function want(args: string[], count: number, what: string): string[] {
   if (args.length !== count) throw new UsageError(`expected ${what}`);
@@ -88,6 +95,32 @@ const COMMANDS: Record<string, Command> = {
     );
     return balanced ? 0 : 1;
   },
+  async 'voids list'(args, json, io, _link, prefix) {
+    want(args, 0, 'no arguments');
+    const voids = await withRedis(io.env, (redis) => listVoids(redis, prefix));
+    const rows = voids.map((v) => ({ ...v, age: duration(v.age_seconds), next_attempt: v.next_attempt_at }));
+    const human = `${voids.length} pending void${voids.length === 1 ? '' : 's'}\n${table(rows, [
+      'kind',
+      'tx_id',
+      'error_code',
+      'age',
+      'attempts',
+      'next_attempt',
+    ])}`;
+    print(io, json, voids, human);
+    return 0;
+  },
+  async 'voids retry'(args, json, io, _link, prefix) {
+    if (args.length !== 0 && args.length !== 2) throw new UsageError('expected nothing or <kind> <tx_id>');
+    const only = args.length === 2 ? { kind: args[0] as string, tx_id: args[1] as string } : undefined;
+    const retried = await withRedis(io.env, (redis) => retryVoids(redis, prefix, only));
+    if (only !== undefined && retried.length === 0) {
+      io.err(`no pending void of ${only.kind} ${only.tx_id}`);
+      return 1;
+    }
+    print(io, json, { retried }, `${retried.length} void${retried.length === 1 ? '' : 's'} due now`);
+    return 0;
+  },
   async sign(args, _json, io) {
     const sigOnly = args.includes('--sig-only');
     const rest = args.filter((arg) => arg !== '--sig-only');
@@ -130,7 +163,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { json: { type: 'boolean' }, 'sig-only': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        json: { type: 'boolean' },
+        'sig-only': { type: 'boolean' },
+        prefix: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -144,7 +182,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (command === undefined) throw new UsageError(`unknown command "${positionals.join(' ')}"`);
     const args = positionals.slice(name.split(' ').length);
     if (values['sig-only'] === true) args.push('--sig-only');
-    return await command(args, values.json === true, io, () => (link ??= connectWallet(io.env)));
+    const link_ = () => (link ??= connectWallet(io.env));
+    return await command(args, values.json === true, io, link_, values.prefix ?? 'phia:');
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.err(`${(error as Error).message}\n${USAGE}`);

@@ -4,6 +4,8 @@ export * from './errors.js';
 export * from './money.js';
 export * from './fingerprint.js';
 export * from './wallet-link.js';
+export * from './void-outbox.js';
+export type * from './wallet-messages.js';
 
 /** Absolute path of the folder holding the .proto files (the include root). */
 export const PROTO_ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,11 +1,11 @@
 /**
  * The outbox (docs/idempotency.md, O1-O3): where pending voids wait, each with its request's answer
  * (the undecided error) stored under the key until the void is confirmed. A Redis sorted set scored
- * by the next attempt time (durable, shared by every gateway), or an in-process map (no RedisClient, or
+ * by the next attempt time (durable, shared by every gateway), or an in-process map (no Redis, or
  * Redis down at the moment a void was due).
  */
+import { parseVoidMember, voidMember, voidOutboxKeys, type ErrorCode, type MoneyKind } from '@phia/proto';
 import { keyPrefixFor, type RedisClient } from '../redis.js';
-import { isErrorCode, type ErrorCode, type MoneyKind } from '@phia/proto';
 import { answerKey } from '../idempotency/redis-store.js';
 import { idempotencyKey, type AnswerRecord } from '../idempotency/store.js';
 import { errorAnswer, httpStatusOf } from '../phia/contract.js';
@@ -63,21 +63,10 @@ export interface VoidBackend {
 }
 
 /** One void, as its outbox entry: the attempt it undoes, under its key. */
-export function member(job: VoidJob): string {
-  const { kind, tx_id, error_code, fingerprint, attempt_id, refusal } = job;
-  return JSON.stringify([kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? ['refusal'] : [])]);
-}
+export const member = (job: VoidJob): string => voidMember(job);
 
-function parseMember(text: string): VoidJob | undefined {
-  try {
-    const [kind, tx_id, error_code, fingerprint = '', attempt_id = '', refusal] = JSON.parse(text) as string[];
-    const job = { kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? { refusal: true } : {}) };
-    if (typeof kind === 'string' && typeof tx_id === 'string' && isErrorCode(error_code)) return job as VoidJob;
-  } catch {
-    // not written by this code
-  }
-  return undefined;
-}
+/** The job a member names; undefined when not written by this code. */
+const parseMember = (text: string): VoidJob | undefined => parseVoidMember(text) as VoidJob | undefined;
 
 /** Where the in-process backend keeps the answers of its voids (the in-process store). */
 export interface AnswerSink {
@@ -146,19 +135,20 @@ end
 return out
 `;
 
-// KEYS: answer, zset. ARGV: answer record, ttlMs, member, dueAt. The answer only where there is none
-// (R7); a job already queued keeps its schedule.
+// KEYS: answer, zset, enqueued hash. ARGV: answer record, ttlMs, member, dueAt, now. The answer only
+// where there is none (R7); a job already queued keeps its schedule and its enqueue time.
 const ADD_LUA = `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')
-redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3])
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3]) == 1 then redis.call('HSET', KEYS[3], ARGV[3], ARGV[5]) end
 return 1
 `;
 
-// KEYS: zset, attempts hash, answer. ARGV: member, attempt ('' keeps the answer). O1: the answer goes
-// if it is this attempt's.
+// KEYS: zset, attempts hash, answer, enqueued hash. ARGV: member, attempt ('' keeps the answer). O1:
+// the answer goes if it is this attempt's.
 const DONE_LUA = `
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 local text = redis.call('GET', KEYS[3])
 if text then
   local ok, record = pcall(cjson.decode, text)
@@ -172,12 +162,21 @@ interface VoidCommands {
   phiaVoidAdd(
     answer: string,
     zset: string,
+    enqueued: string,
     record: string,
     ttlMs: number,
     member: string,
     dueAt: number,
+    now: number,
   ): Promise<number>;
-  phiaVoidDone(zset: string, attempts: string, answer: string, member: string, attempt: string): Promise<number>;
+  phiaVoidDone(
+    zset: string,
+    attempts: string,
+    answer: string,
+    enqueued: string,
+    member: string,
+    attempt: string,
+  ): Promise<number>;
 }
 
 export class RedisVoidBackend implements VoidBackend {
@@ -187,20 +186,23 @@ export class RedisVoidBackend implements VoidBackend {
   readonly #ttlMs: number;
   readonly #zset: string;
   readonly #attempts: string;
+  readonly #enqueued: string;
 
   /** `ttlSeconds`: how long a pending void's answer is kept (IDEMPOTENCY_TTL_SECONDS). */
   constructor(redis: RedisClient, keyPrefix: string, ttlSeconds = 86_400) {
     const client = redis as RedisClient & Partial<VoidCommands>;
     if (typeof client.phiaVoidClaim !== 'function') {
       redis.defineCommand('phiaVoidClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
-      redis.defineCommand('phiaVoidAdd', { numberOfKeys: 2, lua: ADD_LUA });
-      redis.defineCommand('phiaVoidDone', { numberOfKeys: 3, lua: DONE_LUA });
+      redis.defineCommand('phiaVoidAdd', { numberOfKeys: 3, lua: ADD_LUA });
+      redis.defineCommand('phiaVoidDone', { numberOfKeys: 4, lua: DONE_LUA });
     }
     this.#redis = redis as RedisClient & VoidCommands;
     this.#prefix = keyPrefixFor(redis, keyPrefix);
     this.#ttlMs = ttlSeconds * 1000;
-    this.#zset = `${this.#prefix}voids`;
-    this.#attempts = `${this.#prefix}voids:attempts`;
+    const keys = voidOutboxKeys(this.#prefix);
+    this.#zset = keys.jobs;
+    this.#attempts = keys.attempts;
+    this.#enqueued = keys.enqueued;
   }
 
   #answerKey(job: VoidJob): string {
@@ -209,7 +211,16 @@ export class RedisVoidBackend implements VoidBackend {
 
   async add(job: VoidJob, dueAt: number): Promise<void> {
     const record = JSON.stringify(pendingAnswer(job));
-    await this.#redis.phiaVoidAdd(this.#answerKey(job), this.#zset, record, this.#ttlMs, member(job), dueAt);
+    await this.#redis.phiaVoidAdd(
+      this.#answerKey(job),
+      this.#zset,
+      this.#enqueued,
+      record,
+      this.#ttlMs,
+      member(job),
+      dueAt,
+      Date.now(),
+    );
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedVoid[]> {
@@ -229,7 +240,14 @@ export class RedisVoidBackend implements VoidBackend {
 
   async done(job: VoidJob, answer: 'drop' | 'keep'): Promise<void> {
     const attempt = answer === 'drop' ? job.attempt_id : '';
-    await this.#redis.phiaVoidDone(this.#zset, this.#attempts, this.#answerKey(job), member(job), attempt);
+    await this.#redis.phiaVoidDone(
+      this.#zset,
+      this.#attempts,
+      this.#answerKey(job),
+      this.#enqueued,
+      member(job),
+      attempt,
+    );
   }
 
   async retry(job: VoidJob, dueAt: number): Promise<void> {

@@ -29,95 +29,23 @@ import {
   type ErrorCode,
   type WalletTls,
 } from '@phia/proto';
+import type * as proto from '@phia/proto';
 
-export interface GetBalanceRequest {
-  user_id: string;
-  currency: string;
-  session_id?: string;
-}
-export interface BalanceReply {
-  balance: string;
-  currency: string;
-}
-export interface MoneyRequest {
-  tx_id: string;
-  user_id: string;
-  currency: string;
-  amount: string;
-  round_id: string;
-  game_session_id: string;
-  session_id?: string;
-  game_id?: string;
-  bet_tx_id?: string;
-  /** This attempt's request id: stored with the outcome, so a Void can name its own attempt. */
-  attempt_id?: string;
-}
-export interface MoneyReply {
-  balance: string;
-  currency: string;
-  tx_id: string;
-}
-export interface VoidRequest {
-  kind: string;
-  tx_id: string;
-  error_code?: string;
-  /** moneyFingerprint of the request being voided: another request under the same key is left alone. */
-  fingerprint?: string;
-  /** The attempt answered with the error: what another attempt applied (and answered) stays. */
-  attempt_id?: string;
-  /** Refused without the idempotency store: a new tombstone records `fingerprint` without claiming the key. */
-  refusal?: boolean;
-}
-export interface VoidReply {
-  kind: string;
-  tx_id: string;
-  outcome: string;
-  balance: string;
-  currency: string;
-}
-export interface CashRequest {
-  tx_id: string;
-  user_id: string;
-  currency: string;
-  amount: string;
-}
-export interface OpenSessionRequest {
-  user_id: string;
-  currency: string;
-  ttl_seconds?: number;
-}
-export interface OpenSessionReply {
-  session_id: string;
-  expires_at: string;
-}
-export interface SetAccountStatusRequest {
-  user_id: string;
-  currency: string;
-  blocked: boolean;
-}
-export interface GetTransactionRequest {
-  kind: string;
-  tx_id: string;
-}
-export interface TransactionReply {
-  kind: string;
-  tx_id: string;
-  status: string;
-  error_code: string;
-  user_id: string;
-  currency: string;
-  amount: string;
-  balance: string;
-  round_id: string;
-  game_session_id: string;
-  bet_tx_id: string;
-  refunded_amount: string;
-  created_at: string;
-  /** '' while no request has claimed the row (a void's tombstone). */
-  fingerprint: string;
-  /** A refusal's tombstone: the content refused first (other content is a mismatch); else ''. */
-  refused_fingerprint: string;
-}
+// The messages, generated from wallet.proto. A request needs every field but those the proto calls
+// optional (proto3 itself makes every field optional); a reply has every field (defaults are on).
+type Needs<T, Optional extends keyof T = never> = Required<Omit<T, Optional>> & Pick<T, Optional>;
+export type GetBalanceRequest = Needs<proto.GetBalanceRequest, 'session_id'>;
+export type MoneyRequest = Needs<proto.MoneyRequest, 'session_id' | 'game_id' | 'bet_tx_id' | 'attempt_id'>;
+export type VoidRequest = Needs<proto.VoidRequest, 'error_code' | 'fingerprint' | 'attempt_id' | 'refusal'>;
+export type CashRequest = Needs<proto.CashRequest>;
+export type OpenSessionRequest = Needs<proto.OpenSessionRequest, 'ttl_seconds'>;
+export type SetAccountStatusRequest = Needs<proto.SetAccountStatusRequest>;
+export type GetTransactionRequest = Needs<proto.GetTransactionRequest>;
+export type BalanceReply = proto.BalanceReply__Output;
+export type MoneyReply = proto.MoneyReply__Output;
+export type VoidReply = proto.VoidReply__Output;
+export type OpenSessionReply = proto.OpenSessionReply__Output;
+export type TransactionReply = proto.TransactionReply__Output;
 
 /** The wallet methods, by their proto name. */
 export interface WalletMethods {
@@ -129,8 +57,8 @@ export interface WalletMethods {
   Deposit: [CashRequest, MoneyReply];
   Withdraw: [CashRequest, MoneyReply];
   OpenSession: [OpenSessionRequest, OpenSessionReply];
-  CloseSession: [{ session_id: string }, Record<string, never>];
-  SetAccountStatus: [SetAccountStatusRequest, SetAccountStatusRequest];
+  CloseSession: [Needs<proto.CloseSessionRequest>, Record<string, never>];
+  SetAccountStatus: [SetAccountStatusRequest, proto.SetAccountStatusReply__Output];
   GetTransaction: [GetTransactionRequest, TransactionReply];
 }
 export type WalletMethod = keyof WalletMethods;

@@ -1,6 +1,5 @@
 import type { Database } from './database.js';
 import { migrate } from './migrations.js';
-import { openPglite } from './pglite.js';
 import { openPostgres } from './postgres.js';
 
 export * from './database.js';
@@ -27,7 +26,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
           poolSize: options.poolSize,
           applicationName: options.applicationName,
         })
-      : await openPglite({ dataDir: options.dataDir, schema });
+      : await (await loadPglite()).openPglite({ dataDir: options.dataDir, schema });
   try {
     await migrate(db);
   } catch (error) {
@@ -35,4 +34,20 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     throw error;
   }
   return db;
+}
+
+/**
+ * PGlite (27 MB, development only) is loaded when used, never on the PostgreSQL path: it is a
+ * development dependency, left out of the production image.
+ */
+async function loadPglite(): Promise<typeof import('./pglite.js')> {
+  try {
+    return await import('./pglite.js');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error(
+      'DATABASE_URL is unset and PGlite, the development ledger, is not installed (npm ci --omit=dev leaves it out): set DATABASE_URL',
+      { cause: error },
+    );
+  }
 }
