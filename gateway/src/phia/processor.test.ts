@@ -52,12 +52,14 @@ class FakeLedger {
     const row = this.rows.get(key);
     const fp = request.fingerprint ?? '';
     const code = request.error_code as ErrorCode;
+    // As the wallet: the error the row answers after the void.
     const outcome = (outcome: string) => ({
       kind: request.kind,
       tx_id: request.tx_id,
       outcome,
       balance: '',
       currency: '',
+      error_code: this.rows.get(key)?.code ?? '',
     });
     if (row === undefined) {
       this.rows.set(key, { fp, status: 'voided', code, attempt: request.attempt_id ?? '' });

@@ -219,20 +219,31 @@ t.test('redis down at enqueue time: the void goes to the in-process queue and is
   t.ok((await queue.pendingCount()) >= 0, 'pending count does not throw with Redis down');
 });
 
-t.test('O1: the error stays the answer only when its void made the ledger hold it', async (t) => {
+t.test("O1: the error stays the answer only while the ledger's row answers it too", async (t) => {
   const store = new InProcessIdempotencyStore({ ttlSeconds: 60 });
-  const outcomes = ['tombstoned', 'reversed', 'decline_replaced', 'not_matching', 'already_voided', 'kept', 'declined'];
-  const stays = outcomes.slice(0, 4);
-  const queue = new VoidQueue({ send: async (j) => ({ outcome: outcomes[Number(j.tx_id.slice(2))] }), answers: store });
-  for (const n of outcomes.keys()) await queue.enqueue(job(`t7${n}`));
-  t.equal(await queue.drainOnce(), outcomes.length);
-  for (const [n, outcome] of outcomes.entries()) {
+  // [outcome, the error the row answers after the void, whether the void's error stays]
+  const cases: [string, string, boolean][] = [
+    ['tombstoned', 'WALLET_TIMEOUT', true],
+    ['reversed', 'WALLET_TIMEOUT', true],
+    ['decline_replaced', 'WALLET_TIMEOUT', true],
+    ['already_voided', 'WALLET_TIMEOUT', true], // this attempt's own earlier void, its reply lost
+    ['already_voided', 'WALLET_UNAVAILABLE', false], // voided before by another (N1)
+    ['tombstoned', 'BET_REFUNDED', false],
+    ['kept', '', false],
+    ['declined', 'INSUFFICIENT_FUNDS', false],
+    ['not_matching', 'WALLET_UNAVAILABLE', true], // the row is other content's
+  ];
+  const send = async (j: VoidJob) => {
+    const [outcome, error_code] = cases[Number(j.tx_id.slice(2))] as [string, string, boolean];
+    return { outcome, error_code };
+  };
+  const queue = new VoidQueue({ send, answers: store });
+  for (const n of cases.keys()) await queue.enqueue(job(`t7${n}`));
+  t.equal(await queue.drainOnce(), cases.length);
+  for (const [n, [outcome, code, stays]] of cases.entries()) {
     const copy = await store.begin(`bet:t7${n}`, `fp-t7${n}`, { waitUntil: 0, lockTtlMs: 1000 });
-    if (stays.includes(outcome)) {
-      t.same(copy, { kind: 'replay', answer: timeout, waited: false }, `${outcome}: the error stays`);
-    } else {
-      t.equal(copy.kind, 'acquired', `${outcome}: the row was decided before, the ledger answers copies`);
-    }
+    if (stays) t.same(copy, { kind: 'replay', answer: timeout, waited: false }, `${outcome}, ${code}: the error stays`);
+    else t.equal(copy.kind, 'acquired', `${outcome}, ${code || 'no error'}: the ledger answers copies`);
   }
 });
 

@@ -51,8 +51,11 @@ export interface VoidQueueOptions {
 
 const MAX_REMEMBERED = 100_000;
 
-/** O1: the void outcomes after which the void's error stays the key's answer. */
-const KEEPS_ANSWER = new Set(['tombstoned', 'reversed', 'decline_replaced', 'not_matching']);
+/** O1: the void's error stays the key's answer when the ledger's row answers it too (or is other content's). */
+function keepsAnswer(job: VoidJob, result: unknown): boolean {
+  const { outcome, error_code } = (result ?? {}) as { outcome?: unknown; error_code?: unknown };
+  return outcome === 'not_matching' || error_code === job.error_code;
+}
 
 type Tuning = 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs' | 'batchSize';
 
@@ -182,10 +185,9 @@ export class VoidQueue {
           delivered++;
           this.#unappliable.delete(member(job));
           this.#options.onDelivered?.(job, attempts, result);
-          // O1: the error stays the key's answer only if this void made the ledger hold it (or the row
-          // is other content's); a row decided before answers copies itself. Not removed: sent again.
-          const outcome = String((result as { outcome?: unknown } | undefined)?.outcome);
-          await backend.done(job, KEEPS_ANSWER.has(outcome) ? 'keep' : 'drop').catch(backendError);
+          // O1: a row answering another error (decided before: an earlier void, another attempt) answers
+          // copies itself. Not removed: sent again.
+          await backend.done(job, keepsAnswer(job, result) ? 'keep' : 'drop').catch(backendError);
         }),
       );
     }

@@ -2,10 +2,12 @@
 -- speaks for), tombstones it if never seen; idempotent. p_error_code is what the caller answered: a
 -- later duplicate replays it. p_fingerprint names the request's content; p_refused names content a
 -- refusal refused without claiming the key for it.
+-- Its result gained out_error: a changed result type cannot be replaced in place.
+DROP FUNCTION IF EXISTS wallet_void(text, text, text, text, text, text, integer, bigint);
 CREATE OR REPLACE FUNCTION wallet_void(
   p_kind text, p_tx_id text, p_error_code text, p_fingerprint text, p_refused text, p_attempt_id text,
   p_default_timeout_ms integer, p_commit_by_ms bigint,
-  OUT out_outcome text, OUT out_currency text, OUT out_balance text)
+  OUT out_outcome text, OUT out_currency text, OUT out_balance text, OUT out_error text)
 LANGUAGE plpgsql AS $$
 DECLARE
   peek transactions%ROWTYPE;
@@ -73,6 +75,8 @@ BEGIN
     out_balance := wallet_reverse(target, account, p_error_code)::text;
     out_outcome := 'reversed';
   END IF;
+  -- The error the row now answers ('' for none): the caller keeps its own answer only if they agree.
+  SELECT coalesce(t.error_code, '') INTO out_error FROM transactions t WHERE t.kind = p_kind AND t.tx_id = p_tx_id;
   IF wallet_late(p_commit_by_ms) THEN
     RAISE EXCEPTION 'deadline passed before commit' USING ERRCODE = 'PH002';
   END IF;

@@ -525,3 +525,22 @@ t.test('the books balance after all of the above', async (t) => {
   const report = await ledger.checkBooks();
   t.same(report, { unbalancedCurrencies: [], driftedAccounts: [], negativeAccounts: [] });
 });
+
+t.test('a void answers the error its row answers after it, whichever void came first', async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  await ledger.bet(bet);
+  const first = await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, error_code: 'WALLET_UNAVAILABLE' });
+  t.same([first.outcome, first.error_code], ['reversed', 'WALLET_UNAVAILABLE']);
+  const later = await ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, error_code: 'WALLET_TIMEOUT' });
+  t.same([later.outcome, later.error_code], ['already_voided', 'WALLET_UNAVAILABLE'], 'the first void decided it');
+  const applied = game(user);
+  await ledger.bet({ ...applied, attempt_id: 'a-200' });
+  const kept = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: applied.tx_id,
+    error_code: 'WALLET_TIMEOUT',
+    attempt_id: 'a-504',
+  });
+  t.same([kept.outcome, kept.error_code], ['kept', ''], 'an applied row answers no error');
+});

@@ -11,6 +11,8 @@ export interface VoidAnswer {
   outcome: VoidOutcome;
   balance: string;
   currency: string;
+  /** The error the row answers after the void ('' for none: applied, or a tombstone without one). */
+  error_code: string;
 }
 
 export interface VoidInput {
@@ -28,7 +30,7 @@ export interface VoidInput {
 
 const VOID_STATEMENT = {
   name: 'phia_wallet_void',
-  text: `SELECT out_outcome, out_currency, out_balance
+  text: `SELECT out_outcome, out_currency, out_balance, out_error
     FROM wallet_void($1, $2, $3, $4, $5, $6, $7::integer, $8::bigint)`,
 };
 
@@ -49,6 +51,7 @@ export async function voidTransaction(core: LedgerCore, input: VoidInput, ctx: C
     out_outcome: VoidOutcome;
     out_currency: string;
     out_balance: string | null;
+    out_error: string | null;
   }>(ctx, 'void', VOID_STATEMENT, (timeoutMs, commitBy) => [
     kind,
     txId,
@@ -66,5 +69,6 @@ export async function voidTransaction(core: LedgerCore, input: VoidInput, ctx: C
     outcome: outcome.out_outcome,
     currency: outcome.out_currency,
     balance: outcome.out_balance === null ? '' : formatAmount(unitsFromSql(outcome.out_balance, decimals), decimals),
+    error_code: outcome.out_error ?? '',
   };
 }
