@@ -107,11 +107,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
 
   // Health starts NOT_SERVING and turns SERVING once the database is ready.
   const health = new HealthImplementation({ '': 'NOT_SERVING', [WALLET_SERVICE_NAME]: 'NOT_SERVING' });
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': 64 * 1024,
-    // No channelz (nothing reads it): it tracks every call with closures and timestamps.
-    'grpc.enable_channelz': 0,
-  });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
   // The services are there from the first moment the port is open, answering UNAVAILABLE until the
