@@ -73,7 +73,7 @@ t.test('.env.example documents every setting a service reads', async (t) => {
 t.test('docker-compose.yml passes every setting to the service that reads it, and no other', async (t) => {
   for (const [service, names] of Object.entries(SERVICES)) {
     const definition = compose.services[service] ?? {};
-    t.equal(definition.env_file, '.env', `${service}: env_file .env`);
+    t.equal(definition.env_file, undefined, `${service}: no env_file (a fresh clone has no .env to read)`);
     const environment = Object.keys((definition.environment as Dict | undefined) ?? {});
     for (const name of names) t.ok(environment.includes(name), `${service}: ${name} is in its environment`);
     for (const name of environment) t.ok(names.has(name), `${service}: ${name} is a setting it reads`);

@@ -12,9 +12,11 @@ export interface BenchOptions {
   baselines: boolean;
   overload: boolean;
   overloadDurationS: number;
-  /** 0: chosen from the measured bet rate (enough in flight to outlast the deadline). */
-  overloadConnections: number;
+  /** Offered rate of the overload, as a multiple of the path's measured capacity. */
+  overloadFactor: number;
   overloadPath: 'bet' | 'balance';
+  /** Seconds of each open-loop run (25%, 50%, 90% of the bet capacity); 0 skips them. */
+  openLoopS: number;
   players: number;
   deadlineMs: number;
   logLevel: string;
@@ -40,8 +42,11 @@ const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME
   --no-baselines            skip the baselines (ratios left empty)
   --no-overload             skip the overload run
   --overload-duration S     (10)
-  --overload-connections N  (0: 3 x bet rate x deadline, at least 512, at most 6000)
+  --overload-factor X       offered rate of the overload, open loop, as X x the path's measured rate
+                            (2: at 20% of a served request's cost, refusing the excess leaves 80%)
   --overload-path bet|balance (bet)
+  --open-loop S             seconds of each open-loop bet run at 25%, 50%, 90% of the measured bet
+                            rate (5; 0 skips them)
   --players N               funded players with a session each (512)
   --deadline-ms N           WALLET_DEADLINE_MS of the gateway (2000)
   --log-level L             LOG_LEVEL of gateway and wallet (info, as in production)
@@ -65,7 +70,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'no-baselines': { type: 'boolean' },
       'no-overload': { type: 'boolean' },
       'overload-duration': { type: 'string' },
-      'overload-connections': { type: 'string' },
+      'overload-factor': { type: 'string' },
+      'open-loop': { type: 'string' },
       'overload-path': { type: 'string' },
       players: { type: 'string' },
       'deadline-ms': { type: 'string' },
@@ -129,8 +135,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     baselines: !flag('no-baselines'),
     overload: !flag('no-overload'),
     overloadDurationS: number('overload-duration', 10, 1, 120),
-    overloadConnections: number('overload-connections', 0, 0, 15_000),
+    overloadFactor: number('overload-factor', 2, 1.2, 50),
     overloadPath,
+    openLoopS: number('open-loop', 5, 0, 120),
     players: number('players', 512, 1, 100_000),
     deadlineMs: number('deadline-ms', Number(env.WALLET_DEADLINE_MS || 2000), 50, 4500),
     logLevel: pick('log-level') ?? 'info',

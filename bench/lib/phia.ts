@@ -4,6 +4,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type autocannon from 'autocannon';
+import type { OpenLoopRequest } from './open-loop.js';
 
 export interface Player {
   user_id: string;
@@ -49,6 +50,14 @@ export class Outcomes {
   sent(txId: string): void {
     this.pending.set(txId, Date.now());
   }
+
+  /** Its connection closed without an answer (refused by a full gateway): neither answered nor pending. */
+  refused(txId: string): void {
+    this.pending.delete(txId);
+    this.refusedCount++;
+  }
+
+  refusedCount = 0;
 
   answered(txId: string, status: number): void {
     this.pending.delete(txId);
@@ -267,4 +276,51 @@ export function fixedRequests(path: string, key: string, player: Player): autoca
     amount: BET_AMOUNT,
   });
   return [{ method: 'POST', path, body, headers: headers(sign(key, body)) }];
+}
+
+/** The body of the i-th bet of a phase, signed. */
+function betBody(
+  options: RequestFactoryOptions,
+  i: number,
+): { txId: string; roundId: string; player: Player; body: string } {
+  const player = options.players[i % options.players.length] as Player;
+  const txId = `${options.tag}-${i}`;
+  const roundId = `${options.tag}-r${i}`;
+  const body = JSON.stringify({
+    user_id: player.user_id,
+    currency: CURRENCY,
+    session_id: player.session_id,
+    game_id: GAME_ID,
+    game_session_id: player.game_session_id,
+    round_id: roundId,
+    tx_id: txId,
+    amount: BET_AMOUNT,
+  });
+  return { txId, roundId, player, body };
+}
+
+/** Bets for the open-loop generator: the i-th request of the phase, tracked in its outcomes. */
+export function openLoopBets(options: RequestFactoryOptions): (i: number) => OpenLoopRequest {
+  return (i) => {
+    const { txId, body } = betBody(options, i);
+    options.outcomes.sent(txId);
+    return {
+      path: '/phia/bet',
+      body,
+      headers: headers(sign(options.key, body)),
+      done: (outcome) => {
+        if (outcome === 'refused') options.outcomes.refused(txId);
+        else if (outcome !== 'timeout') options.outcomes.answered(txId, outcome);
+      },
+    };
+  };
+}
+
+/** Balances for the open-loop generator, one player after another. */
+export function openLoopBalances(key: string, players: Player[]): (i: number) => OpenLoopRequest {
+  return (i) => {
+    const player = players[i % players.length] as Player;
+    const body = JSON.stringify({ user_id: player.user_id, currency: CURRENCY, session_id: player.session_id });
+    return { path: '/phia/balance', body, headers: headers(sign(key, body)) };
+  };
 }

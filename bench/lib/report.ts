@@ -44,6 +44,25 @@ export const DB_BET_TARGET = 0.7;
 export const WALLET_CPU_PER_BET_TARGET_US = 400;
 export const LONE_BET_TARGET_MS = 2;
 
+/** Issue 14: the gateway's hot path, latency as PHIA feels it, and overload (`npm run bench`'s exit status). */
+export const ISSUE14 = {
+  gatewayCpuPerBetUs: 600,
+  gatewayCpuPerReplayUs: 200,
+  betOfBareSql: 0.4,
+  balanceOfEcho: 0.6,
+  replayOfFastify: 0.6,
+  /** Open-loop bets at these shares of the measured bet rate; the p99 target holds at 50%. */
+  openLoopShares: [0.25, 0.5, 0.9],
+  openLoopP99Ms: 20,
+  loneBetOfOneRow: 2,
+} as const;
+/** Overload: a refused connection must close within this long of its scheduled send ("at once"). */
+export const REFUSED_AT_ONCE_MS = 100;
+/** Overload: a refused request costs the gateway at most this share of a served one. */
+export const OVERLOAD_REFUSAL_COST = 0.2;
+/** Overload: 200s per second stay at least this share of the measured capacity. */
+export const OVERLOAD_THROUGHPUT = 0.8;
+
 export const P99_TARGET_MS = 50;
 export const GATEWAY_RSS_TARGET_MB = 150;
 

@@ -20,6 +20,7 @@ import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { GatewayConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { decorateRouteConfig } from './route-config.js';
 import helmet from './plugins/external/helmet.js';
 import underPressure from './plugins/external/under-pressure.js';
 import admission from './plugins/app/admission.js';
@@ -58,6 +59,7 @@ export const RECEIVE_CHECK_INTERVAL_MS = 500;
 /** The gateway: every plugin and route, in order. */
 export async function gatewayApp(app: FastifyInstance, options: AppOptions): Promise<void> {
   app.decorate('config', options.config);
+  decorateRouteConfig(app);
   await app.register(helmet);
   await app.register(underPressure, options);
   await app.register(redis, options);

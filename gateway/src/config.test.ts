@@ -238,3 +238,28 @@ t.test('the wallet link: mutual TLS from the three files; production needs it be
   t.same(problemsOf({ ...prod, WALLET_ADDR: '127.0.0.1:50051' }), [], 'loopback needs none');
   t.same(problemsOf({ WALLET_ADDR: 'wallet:50051' }), [], 'outside production plaintext passes');
 });
+
+t.test('REDIS_URL: one server, a Sentinel set or a Cluster; anything else is refused with a message', async (t) => {
+  for (const url of [
+    'redis://127.0.0.1:6379/2',
+    'rediss://user:secret@cache.example:6380',
+    'redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster',
+    'redis+sentinel://:secret@s1:26379/mymaster/3',
+    'redis+cluster://10.0.0.1:7000,10.0.0.2:7001',
+    'rediss+cluster://user:secret@c1:7000',
+  ]) {
+    t.same(problemsOf({ REDIS_URL: url }), [], url);
+  }
+  for (const [url, message] of [
+    ['http://x', /must be a redis/],
+    ['redis+sentinel://s1:26379', /names its master/],
+    ['redis+cluster://c1:7000/2', /no path/],
+    ['redis+cluster://c1', /not host:port/],
+    ['redis+sentinel://s1:99999/m', /not host:port/],
+    ['redis+sentinel://s1:26379/m/x', /database must be a number/],
+  ] as const) {
+    const problems = problemsOf({ REDIS_URL: url });
+    t.equal(problems.length, 1, url);
+    t.match(problems[0], message, url);
+  }
+});

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { buildCurrencyTable, isLoopbackHost, readWalletTls, type CurrencyTable, type WalletTls } from '@phia/proto';
 import { isWide, isWildcard, parseIpList, WIDEST_PREFIX, type IpRule } from './auth/ip.js';
+import { parseRedisUrl } from './redis.js';
 
 export const AUTH_MODES = ['signature', 'ip', 'signature+ip'] as const;
 export type AuthMode = (typeof AUTH_MODES)[number];
@@ -93,13 +94,11 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const redisUrl = text('REDIS_URL');
   if (redisUrl !== undefined) {
-    let ok = false;
     try {
-      ok = ['redis:', 'rediss:'].includes(new URL(redisUrl).protocol);
-    } catch {
-      ok = false;
+      parseRedisUrl(redisUrl);
+    } catch (error) {
+      problems.push((error as Error).message);
     }
-    if (!ok) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
   }
 
   const { authMode, signingKeys, generatedDevKey, allowedIps, trustProxy } = readAuth(text, production, problems);

@@ -7,9 +7,10 @@
  * closing its connection unanswered.
  */
 import t from 'tap';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import type pg from 'pg';
-import { ADMISSION_FACTOR } from '../../gateway/src/plugins/app/admission.js';
+import { ADMISSION_FACTOR, CONNECTIONS_FACTOR } from '../../gateway/src/plugins/app/admission.js';
 import { signBody } from '../../gateway/src/auth/signature.js';
 import { startGateway } from '../../gateway/src/server.js';
 import { PhiaProcessor } from '../../gateway/src/phia/processor.js';
@@ -142,14 +143,19 @@ t.test('answered requests leave the in-progress count (bound: ADMISSION_FACTOR x
 });
 
 /** A signed POST over a real connection: its answer, or `closed` when the connection closed without one. */
-function postOverHttp(url: string, path: string, body: unknown): Promise<{ status: number; body: string } | 'closed'> {
+function postOverHttp(
+  url: string,
+  path: string,
+  body: unknown,
+  agent: Agent | false = false,
+): Promise<{ status: number; body: string } | 'closed'> {
   const payload = JSON.stringify(body);
   return new Promise((resolve) => {
     const req = httpRequest(
       `${url}${path}`,
       {
         method: 'POST',
-        agent: false,
+        agent,
         headers: { 'content-type': 'application/json', 'x-request-sign': signBody(TEST_KEY, payload) },
       },
       (res) => {
@@ -164,7 +170,7 @@ function postOverHttp(url: string, path: string, body: unknown): Promise<{ statu
 }
 
 t.test(
-  'full (ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT in progress): a money request is closed unanswered, a balance gets 503, neither touches the store or the wallet',
+  'full (ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT in progress): new connections refused at accept; on open ones a money request is closed unanswered, a balance gets 503; nothing reaches the store or the wallet',
   async (t) => {
     t.equal(ADMISSION_FACTOR, 2, 'two places per wallet call: here 2');
     const gateway = await startGateway({
@@ -178,6 +184,11 @@ t.test(
     const other = uid('refused');
     await stack.fund(held, 'USD', '50');
     await stack.fund(other, 'USD', '50');
+    // One keep-alive connection opened while there is room.
+    const open = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => open.destroy());
+    const warm = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' }, open);
+    t.ok(warm !== 'closed' && warm.status === 200, 'a balance while there is room');
     const lock = await holdAccount(held);
 
     // Two places taken: a bet waiting in the wallet for the account lock, and its copy waiting for it (R4).
@@ -191,22 +202,24 @@ t.test(
     t.equal(
       await postOverHttp(gateway.url, '/phia/bet', refusedBet),
       'closed',
-      'the bet: connection closed, no answer',
+      'a new connection: refused at accept, no answer',
     );
-    t.equal(
-      await postOverHttp(gateway.url, '/phia', { ...moneyBody({ user_id: other }), action: 'win' }),
-      'closed',
-      'a win on the single endpoint too',
-    );
-    const balance = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' });
+    // A connection opened while there was room: its requests are refused by the admission hook.
+    const balance = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' }, open);
     t.not(balance, 'closed');
     if (balance !== 'closed') {
-      t.equal(balance.status, 503);
+      t.equal(balance.status, 503, 'a balance: 503');
       t.same(JSON.parse(balance.body), { error: 'wallet unavailable', code: 'WALLET_UNAVAILABLE' });
     }
+    t.equal(
+      await postOverHttp(gateway.url, '/phia/bet', refusedBet, open),
+      'closed',
+      'a bet on the open connection: closed, no answer',
+    );
     t.equal(await storedStatus('bet', refusedBet.tx_id as string), 'none', 'the refused bet never reached the wallet');
     t.equal(await stack.redis?.exists(`${stack.keyPrefix}lock:bet:${String(refusedBet.tx_id)}`), 0, 'nor the store');
     const metrics = (await gateway.app.inject({ method: 'GET', url: '/metrics' })).body;
+    t.match(metrics, /phia_admission_refusals_total\{action="unknown",answer="connection"\} [1-9]/);
     t.match(metrics, /phia_admission_refusals_total\{action="bet",answer="closed"\} 1/);
     t.match(metrics, /phia_admission_refusals_total\{action="balance",answer="503"\} 1/);
 
@@ -219,3 +232,42 @@ t.test(
     t.equal(await stack.balance(other, 'USD'), '43.00');
   },
 );
+
+t.test('past CONNECTIONS_FACTOR x WALLET_MAX_IN_FLIGHT open connections, a new one is closed at accept', async (t) => {
+  const gateway = await startGateway({
+    config: { ...stack.config, host: '127.0.0.1', port: 0 },
+    keyPrefix: stack.keyPrefix,
+    logger: quietLogger(),
+    defaultMetrics: false,
+  });
+  t.teardown(() => gateway.close());
+  const cap = CONNECTIONS_FACTOR * stack.config.walletMaxInFlight;
+  const idle: Socket[] = [];
+  t.teardown(() => idle.forEach((socket) => socket.destroy()));
+  for (let i = 0; i < cap; i++) {
+    idle.push(
+      await new Promise<Socket>((resolve) => {
+        const socket = connect(gateway.port, '127.0.0.1', () => resolve(socket));
+      }),
+    );
+  }
+  t.ok(
+    await until(
+      async () =>
+        (await new Promise<number>((resolve) => gateway.app.server.getConnections((_e, n) => resolve(n)))) === cap,
+    ),
+    `${cap} idle connections open`,
+  );
+  t.equal(
+    await postOverHttp(gateway.url, '/phia/balance', { user_id: 'u', currency: 'USD' }),
+    'closed',
+    'one more: closed',
+  );
+  idle.pop()?.destroy();
+  t.ok(
+    await until(
+      async () => (await postOverHttp(gateway.url, '/phia/balance', { user_id: 'u', currency: 'USD' })) !== 'closed',
+    ),
+    'answered once one closed',
+  );
+});

@@ -9,6 +9,9 @@ import { moneyFingerprint } from '@phia/proto';
 import { expectError, json, post, uid } from '../../gateway/src/test-helpers/index.js';
 import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
 import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
+import type { RedisClient } from '../../gateway/src/redis.js';
+import { RedisVoidBackend, type VoidJob } from '../../gateway/src/voids/backends.js';
+import { VoidQueue } from '../../gateway/src/voids/queue.js';
 
 const stack = await startStack({ label: 'gw_idem' });
 t.teardown(() => stack.close());
@@ -220,4 +223,43 @@ t.test("the wallet's IDEMPOTENCY_MISMATCH is not cached as the key's answer", as
   t.equal(again.statusCode, 200, "the owner's duplicate still gets the owner's answer");
   t.equal(again.body, ownerAnswer.body);
   t.equal(await stack.balance(user, 'USD'), '9.00');
+});
+
+t.test("O1, N5: a refusal's void delivered first never takes the key from the error answered first", async (t) => {
+  const user = uid('refusal');
+  await stack.fund(user, 'USD', '10');
+  const bet = moneyBody({ user_id: user, amount: '1' });
+  const fields = bet as Record<string, string>;
+  const fingerprint = moneyFingerprint('bet', {
+    user_id: user,
+    currency: 'USD',
+    amount: '1.00',
+    round_id: fields.round_id ?? '',
+    game_session_id: fields.game_session_id ?? '',
+    bet_tx_id: '',
+  });
+  // A copy answered 504 (its void pending, its error the key's answer) and another copy settled
+  // without Redis nor the wallet (N5: answered 409, its void a refusal), delivered in the wrong order.
+  const answered: VoidJob = {
+    kind: 'bet',
+    tx_id: bet.tx_id as string,
+    error_code: 'WALLET_TIMEOUT',
+    fingerprint,
+    attempt_id: 'a',
+  };
+  const refused: VoidJob = { ...answered, error_code: 'WALLET_UNAVAILABLE', attempt_id: 'b', refusal: true };
+  const durable = new RedisVoidBackend(stack.redis as RedisClient, stack.keyPrefix, 60);
+  const queue = new VoidQueue({ send: (job) => stack.admin.Void(job), durable });
+  await queue.enqueue(answered);
+  await queue.enqueue(refused);
+  await durable.retry(answered, Date.now() + 60_000);
+  // One delivery per step (a slow wallet's failed try is retried after its backoff).
+  const deliver = () => until(async () => (await queue.drainOnce()) === 1, 10_000);
+  t.ok(await deliver(), 'the refusal first: it tombstones the bet');
+  await durable.retry(answered, Date.now());
+  t.ok(await deliver(), 'then the void of the error answered');
+  const copy = await stack.post('/phia/bet', bet);
+  expectError(t, copy, 504, 'WALLET_TIMEOUT', 'wallet timeout');
+  t.equal((await stack.admin.GetTransaction({ kind: 'bet', tx_id: bet.tx_id })).error_code, 'WALLET_TIMEOUT');
+  t.equal(await stack.balance(user, 'USD'), '10.00');
 });

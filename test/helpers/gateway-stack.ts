@@ -3,10 +3,9 @@
  * own, real Redis under a random key prefix, and the gateway app in front (driven with inject()).
  */
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { buildApp, type BuildAppOptions } from '../../gateway/src/app.js';
 import type { Env, GatewayConfig } from '../../gateway/src/config.js';
-import { createRedisClient, waitForRedis } from '../../gateway/src/redis.js';
+import { createRedisClient, waitForRedis, type RedisClient } from '../../gateway/src/redis.js';
 import { createTestSchema, type TestSchema } from './postgres.js';
 import { walletTestClient, type WalletTestClient } from './wallet-client.js';
 import { startWalletServer } from '../../wallet-service/src/index.js';
@@ -45,7 +44,7 @@ export interface Stack {
   /** A client of the wallet for setting up accounts and checking the ledger. */
   admin: WalletTestClient;
   /** A Redis client of the test's own, for inspecting keys. */
-  redis: Redis | undefined;
+  redis: RedisClient | undefined;
   /** Builds another gateway app over the same wallet, Redis and prefix (a restart, or a second instance). */
   newApp(extra?: Partial<BuildAppOptions>, env?: Env): Promise<FastifyInstance>;
   /** Stops the wallet (forceClose: running calls are cut). */

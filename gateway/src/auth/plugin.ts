@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config.js';
 import { SIGNATURE_HEADER } from '../phia/contract.js';
 import { clientAddress, IpMatcher } from './ip.js';
 import { SignatureVerifier } from './signature.js';
+import { routeConfig } from '../route-config.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,7 +36,7 @@ export function createPhiaAuth(
   const trusted = new IpMatcher(config.trustProxy);
 
   const checkSignature = (request: FastifyRequest, raw: Buffer): void => {
-    if (verifier === undefined || request.routeOptions.config.phia !== true) return;
+    if (verifier === undefined || routeConfig(request).phia !== true) return;
     request.signatureChecked = true;
     if (!verifier.verify(raw, request.headers[SIGNATURE_HEADER])) {
       throw new PhiaError(
@@ -48,16 +49,23 @@ export function createPhiaAuth(
   return {
     checkSignature,
     install(app) {
-      app.addHook('onRequest', async (request) => {
-        if (request.routeOptions.config.phia !== true) return;
+      // Callback hooks: no promise per request on the hot path.
+      app.addHook('onRequest', (request, _reply, done) => {
+        if (routeConfig(request).phia !== true) return done();
         request.clientIp = clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'], trusted);
         if (wantsIp && !allowed.has(request.clientIp)) {
-          throw new PhiaError('IP_NOT_ALLOWED', `address ${request.clientIp ?? 'unknown'}`);
+          return done(new PhiaError('IP_NOT_ALLOWED', `address ${request.clientIp ?? 'unknown'}`));
         }
+        done();
       });
-      app.addHook('preValidation', async (request) => {
-        if (request.routeOptions.config.phia !== true || request.signatureChecked === true) return;
-        checkSignature(request, request.rawBody ?? Buffer.alloc(0));
+      app.addHook('preValidation', (request, _reply, done) => {
+        if (routeConfig(request).phia !== true || request.signatureChecked === true) return done();
+        try {
+          checkSignature(request, request.rawBody ?? Buffer.alloc(0));
+        } catch (error) {
+          return done(error as Error);
+        }
+        done();
       });
     },
   };

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { keyPrefixFor, type RedisClient } from '../redis.js';
 import type { BeginOptions, BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
 import { parseRecord, pollDelay } from './store.js';
 
@@ -55,14 +55,14 @@ interface IdempotencyCommands {
   phiaIdemRelease(lockKey: string, token: string): Promise<number>;
 }
 
-function defineCommands(redis: Redis): Redis & IdempotencyCommands {
-  const client = redis as Redis & Partial<IdempotencyCommands>;
+function defineCommands(redis: RedisClient): RedisClient & IdempotencyCommands {
+  const client = redis as RedisClient & Partial<IdempotencyCommands>;
   if (typeof client.phiaIdemBegin !== 'function') {
     redis.defineCommand('phiaIdemBegin', { numberOfKeys: 2, lua: BEGIN_LUA });
     redis.defineCommand('phiaIdemComplete', { numberOfKeys: 2, lua: COMPLETE_LUA });
     redis.defineCommand('phiaIdemRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
   }
-  return redis as Redis & IdempotencyCommands;
+  return redis as RedisClient & IdempotencyCommands;
 }
 
 /** `begin` is tried again this long when Redis fails (slow, paused or away) before giving up. */
@@ -73,7 +73,7 @@ const MAX_PENDING = 100_000;
 const FLUSH_INTERVAL_MS = 500;
 
 export interface RedisIdempotencyStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Prefix of every key (e.g. `phia:`); tests use a random one. */
   keyPrefix: string;
   /** How long an answer is kept for replay (IDEMPOTENCY_TTL_SECONDS). */
@@ -83,7 +83,7 @@ export interface RedisIdempotencyStoreOptions {
 
 export class RedisIdempotencyStore implements IdempotencyStore {
   readonly name = 'redis';
-  readonly #redis: Redis & IdempotencyCommands;
+  readonly #redis: RedisClient & IdempotencyCommands;
   readonly #prefix: string;
   readonly #ttlMs: number;
   readonly #onError: (error: Error, operation: string) => void;
@@ -95,7 +95,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   constructor(options: RedisIdempotencyStoreOptions) {
     this.#redis = defineCommands(options.redis);
-    this.#prefix = options.keyPrefix;
+    this.#prefix = keyPrefixFor(options.redis, options.keyPrefix);
     this.#ttlMs = options.ttlSeconds * 1000;
     this.#onError = options.onError ?? (() => {});
     options.redis.on('ready', this.#onReady);
@@ -140,7 +140,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
-    this.#pending.delete(key);
     this.#pending.set(key, [token ?? '', JSON.stringify({ f: fingerprint, s: answer.status, b: answer.body })]);
     while (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
     return this.#write(key);

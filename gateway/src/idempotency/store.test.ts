@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createRedisClient, waitForRedis } from '../redis.js';
 import { randomPrefix } from '../test-helpers/index.js';
 import { startTcpProxy } from '../test-helpers/tcp-proxy.js';
+import { TOPOLOGIES, topologiesUnavailable } from '../test-helpers/redis-topologies.js';
 import { InProcessIdempotencyStore } from './memory-store.js';
 import { RedisIdempotencyStore } from './redis-store.js';
 import type { IdempotencyStore } from './store.js';
@@ -24,10 +25,24 @@ t.teardown(async () => {
 const opts = () => ({ waitUntil: Date.now() + 300, lockTtlMs: 2000 });
 const answer = { status: 200, body: '{"balance":"90.00","currency":"USD","tx_id":"t1"}' };
 
-const stores: [string, () => IdempotencyStore][] = [
-  ['redis', () => new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 })],
-  ['memory', () => new InProcessIdempotencyStore({ ttlSeconds: 60 })],
+const stores: [string, (ttlSeconds?: number) => IdempotencyStore][] = [
+  ['redis', (ttlSeconds = 60) => new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds })],
+  ['memory', (ttlSeconds = 60) => new InProcessIdempotencyStore({ ttlSeconds })],
 ];
+
+// The same suite on a local Redis Cluster and a Sentinel set (REDIS_URL redis+cluster://, redis+sentinel://).
+const unavailable = await topologiesUnavailable();
+if (unavailable !== undefined) t.comment(unavailable);
+for (const [name, start] of unavailable === undefined ? TOPOLOGIES : []) {
+  const topology = await start();
+  const client = createRedisClient(topology.url);
+  t.teardown(async () => {
+    client.disconnect();
+    await topology.close();
+  });
+  await waitForRedis(client, 10_000);
+  stores.push([name, (ttlSeconds = 60) => new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds })]);
+}
 
 for (const [name, make] of stores) {
   t.test(`${name}: first request takes the lock, duplicates replay the stored answer`, async (t) => {
@@ -114,10 +129,7 @@ for (const [name, make] of stores) {
   });
 
   t.test(`${name}: answers expire after the ttl`, async (t) => {
-    const store =
-      name === 'redis'
-        ? new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 1 })
-        : new InProcessIdempotencyStore({ ttlSeconds: 1 });
+    const store = make(1);
     t.teardown(() => store.close());
     const key = `bet:${name}-ttl`;
     const first = await store.begin(key, 'fp', opts());

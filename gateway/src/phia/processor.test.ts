@@ -25,6 +25,7 @@ const undecided = (code: ErrorCode = 'WALLET_UNAVAILABLE') => new WalletError(co
 class FakeLedger {
   readonly rows = new Map<string, Row>();
   readonly calls: string[] = [];
+  readonly voids: VoidRequest[] = [];
   readonly deadlineMs = 1000;
   down = false;
   moneyDown = false;
@@ -45,6 +46,7 @@ class FakeLedger {
 
   async void(request: VoidRequest) {
     this.calls.push('Void');
+    this.voids.push(request);
     if (this.down) throw undecided();
     const key = `${request.kind}:${request.tx_id}`;
     const row = this.rows.get(key);
@@ -211,10 +213,13 @@ t.test('N4: without the store, other content is a mismatch', async (t) => {
   t.equal((await send('11.00')).code, 'IDEMPOTENCY_MISMATCH');
 });
 
-t.test('N5: without the store nor the wallet: REQUEST_IN_PROGRESS, its void queued', async (t) => {
+t.test('N5: without the store nor the wallet: REQUEST_IN_PROGRESS, its void queued as a refusal', async (t) => {
   const { ledger, voids, send, late } = setup(t, true);
   ledger.down = true;
   t.equal((await send('10.00', late())).code, 'REQUEST_IN_PROGRESS');
   t.equal(await voids.pendingCount(), 1);
   t.equal(ledger.moneyCalls(), 0);
+  ledger.down = false;
+  t.equal(await voids.drainOnce(), 1);
+  t.equal(ledger.voids.at(-1)?.refusal, true, 'its answer was no error: the void claims no answer for the key');
 });

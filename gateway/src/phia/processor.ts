@@ -180,7 +180,7 @@ export class PhiaProcessor {
     }
     // N5 → O3: nothing can tell the key's state (it may be a copy of a 200): this request's own
     // answer, and a void so that it never applies if unseen.
-    await this.#queueVoid(request, 'WALLET_UNAVAILABLE', attemptId, ctx);
+    await this.#queueVoid(request, 'WALLET_UNAVAILABLE', attemptId, ctx, true);
     return errorToAnswer('REQUEST_IN_PROGRESS');
   }
 
@@ -255,10 +255,11 @@ export class PhiaProcessor {
     code: ErrorCode,
     attemptId: string,
     ctx: RequestContext,
+    refusal = false,
   ): Promise<'durable' | 'memory'> {
     const { kind, body, fingerprint } = request;
     const job = { kind, tx_id: body.tx_id, error_code: code, fingerprint, attempt_id: attemptId };
-    const where = await this.#o.voids.enqueue(job);
+    const where = await this.#o.voids.enqueue(refusal ? { ...job, refusal: true } : job); // N5: a refusal
     this.#o.metrics?.voidsEnqueued.inc({ kind, backend: where });
     ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'not settled in time: void queued');
     return where;

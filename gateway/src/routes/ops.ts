@@ -1,7 +1,8 @@
 /**
  * Operational endpoints, outside PHIA's authentication: liveness, readiness, Prometheus metrics.
  */
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 
 const Health = Type.Object({ status: Type.String() });
 const Readiness = Type.Object({

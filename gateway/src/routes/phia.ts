@@ -4,7 +4,8 @@
  * work is the processor's.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import { PhiaError, type MoneyKind } from '@phia/proto';
 import {
   ACTION_ENDPOINTS,

@@ -1,10 +1,10 @@
 /**
  * The outbox (docs/idempotency.md, O1-O3): where pending voids wait, each with its request's answer
  * (the undecided error) stored under the key until the void is confirmed. A Redis sorted set scored
- * by the next attempt time (durable, shared by every gateway), or an in-process map (no Redis, or
+ * by the next attempt time (durable, shared by every gateway), or an in-process map (no RedisClient, or
  * Redis down at the moment a void was due).
  */
-import type { Redis } from 'ioredis';
+import { keyPrefixFor, type RedisClient } from '../redis.js';
 import { isErrorCode, type ErrorCode, type MoneyKind } from '@phia/proto';
 import { answerKey } from '../idempotency/redis-store.js';
 import { idempotencyKey, type AnswerRecord } from '../idempotency/store.js';
@@ -26,6 +26,11 @@ export interface VoidJob {
    * applied and answered ("kept"). Empty: no attempt named.
    */
   attempt_id: string;
+  /**
+   * N5: the void of a request answered 409 REQUEST_IN_PROGRESS (no undecided error): its tombstone
+   * names the content without claiming the key's answer, which another attempt's error may claim.
+   */
+  refusal?: true;
 }
 
 /** The answer a copy gets while the void is pending: the error, for the void's content and attempt. */
@@ -57,14 +62,16 @@ export interface VoidBackend {
   count(): Promise<number>;
 }
 
-function member(job: VoidJob): string {
-  return JSON.stringify([job.kind, job.tx_id, job.error_code, job.fingerprint, job.attempt_id]);
+/** One void, as its outbox entry: the attempt it undoes, under its key. */
+export function member(job: VoidJob): string {
+  const { kind, tx_id, error_code, fingerprint, attempt_id, refusal } = job;
+  return JSON.stringify([kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? ['refusal'] : [])]);
 }
 
 function parseMember(text: string): VoidJob | undefined {
   try {
-    const [kind, tx_id, error_code, fingerprint, attempt_id] = JSON.parse(text) as string[];
-    const job = { kind, tx_id, error_code, fingerprint: fingerprint ?? '', attempt_id: attempt_id ?? '' };
+    const [kind, tx_id, error_code, fingerprint = '', attempt_id = '', refusal] = JSON.parse(text) as string[];
+    const job = { kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? { refusal: true } : {}) };
     if (typeof kind === 'string' && typeof tx_id === 'string' && isErrorCode(error_code)) return job as VoidJob;
   } catch {
     // not written by this code
@@ -175,25 +182,25 @@ interface VoidCommands {
 
 export class RedisVoidBackend implements VoidBackend {
   readonly name = 'redis';
-  readonly #redis: Redis & VoidCommands;
+  readonly #redis: RedisClient & VoidCommands;
   readonly #prefix: string;
   readonly #ttlMs: number;
   readonly #zset: string;
   readonly #attempts: string;
 
   /** `ttlSeconds`: how long a pending void's answer is kept (IDEMPOTENCY_TTL_SECONDS). */
-  constructor(redis: Redis, keyPrefix: string, ttlSeconds = 86_400) {
-    const client = redis as Redis & Partial<VoidCommands>;
+  constructor(redis: RedisClient, keyPrefix: string, ttlSeconds = 86_400) {
+    const client = redis as RedisClient & Partial<VoidCommands>;
     if (typeof client.phiaVoidClaim !== 'function') {
       redis.defineCommand('phiaVoidClaim', { numberOfKeys: 2, lua: CLAIM_LUA });
       redis.defineCommand('phiaVoidAdd', { numberOfKeys: 2, lua: ADD_LUA });
       redis.defineCommand('phiaVoidDone', { numberOfKeys: 3, lua: DONE_LUA });
     }
-    this.#redis = redis as Redis & VoidCommands;
-    this.#prefix = keyPrefix;
+    this.#redis = redis as RedisClient & VoidCommands;
+    this.#prefix = keyPrefixFor(redis, keyPrefix);
     this.#ttlMs = ttlSeconds * 1000;
-    this.#zset = `${keyPrefix}voids`;
-    this.#attempts = `${keyPrefix}voids:attempts`;
+    this.#zset = `${this.#prefix}voids`;
+    this.#attempts = `${this.#prefix}voids:attempts`;
   }
 
   #answerKey(job: VoidJob): string {

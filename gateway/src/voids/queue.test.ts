@@ -4,12 +4,13 @@
  */
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRedisClient, waitForRedis } from '../redis.js';
+import { createRedisClient, waitForRedis, type RedisClient } from '../redis.js';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
 import { buildApp } from '../app.js';
 import { moneyBody, post, quietLogger, randomPrefix, testConfig } from '../test-helpers/index.js';
+import { TOPOLOGIES, topologiesUnavailable } from '../test-helpers/redis-topologies.js';
 import { WalletError } from '../wallet-client/client.js';
 import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
 import { RedisIdempotencyStore } from '../idempotency/redis-store.js';
@@ -62,7 +63,25 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000):
   return false;
 }
 
-for (const backend of ['memory', 'redis'] as const) {
+// The durable backend on one server, and on a local Redis Cluster and Sentinel set (where installed).
+const backends: [string, RedisClient | undefined][] = [
+  ['memory', undefined],
+  ['redis', redis],
+];
+const unavailable = await topologiesUnavailable();
+if (unavailable !== undefined) t.comment(unavailable);
+for (const [name, start] of unavailable === undefined ? TOPOLOGIES : []) {
+  const topology = await start();
+  const client = createRedisClient(topology.url);
+  t.teardown(async () => {
+    client.disconnect();
+    await topology.close();
+  });
+  await waitForRedis(client, 10_000);
+  backends.push([name, client]);
+}
+
+for (const [backend, client] of backends) {
   t.test(`${backend}: retries with backoff until the wallet confirms`, async (t) => {
     const wallet = flakyWallet(3);
     const queue = new VoidQueue({
@@ -70,11 +89,11 @@ for (const backend of ['memory', 'redis'] as const) {
       baseDelayMs: 20,
       maxDelayMs: 200,
       pollIntervalMs: 10,
-      ...(backend === 'redis' ? { durable: new RedisVoidBackend(redis, `${prefix}a:`) } : {}),
+      ...(client !== undefined ? { durable: new RedisVoidBackend(client, `${prefix}a:`) } : {}),
     });
     queue.start();
     t.teardown(() => queue.close());
-    t.equal(await queue.enqueue(job('t1')), backend === 'redis' ? 'durable' : 'memory');
+    t.equal(await queue.enqueue(job('t1')), client !== undefined ? 'durable' : 'memory');
     t.equal(await queue.pendingCount(), 1);
     t.ok(await until(() => wallet.confirmed.length === 1), 'confirmed in the end');
     t.equal(wallet.attempts.get('t1'), 4, 'three failures, then success');
@@ -86,7 +105,7 @@ for (const backend of ['memory', 'redis'] as const) {
     const wallet = flakyWallet(0);
     const queue = new VoidQueue({
       send: wallet.send,
-      ...(backend === 'redis' ? { durable: new RedisVoidBackend(redis, `${prefix}b:`) } : {}),
+      ...(client !== undefined ? { durable: new RedisVoidBackend(client, `${prefix}b:`) } : {}),
     });
     await queue.enqueue(job('t2'));
     await queue.enqueue(job('t2'));
@@ -101,8 +120,8 @@ for (const backend of ['memory', 'redis'] as const) {
     async (t) => {
       const wallet = flakyWallet(1);
       const store =
-        backend === 'redis'
-          ? new RedisIdempotencyStore({ redis, keyPrefix: `${prefix}c:`, ttlSeconds: 60 })
+        client !== undefined
+          ? new RedisIdempotencyStore({ redis: client, keyPrefix: `${prefix}c:`, ttlSeconds: 60 })
           : new InProcessIdempotencyStore({ ttlSeconds: 60 });
       const queue = new VoidQueue({
         send: async (j: VoidJob) => {
@@ -110,8 +129,8 @@ for (const backend of ['memory', 'redis'] as const) {
           return { outcome: 'kept' };
         },
         baseDelayMs: 1,
-        ...(backend === 'redis'
-          ? { durable: new RedisVoidBackend(redis, `${prefix}c:`, 60) }
+        ...(client !== undefined
+          ? { durable: new RedisVoidBackend(client, `${prefix}c:`, 60) }
           : { answers: store as InProcessIdempotencyStore }),
       });
       const copy = () => store.begin('bet:t3', 'fp-t3', { waitUntil: 0, lockTtlMs: 1000 });

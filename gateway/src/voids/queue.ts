@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { answerClass, type ErrorCode } from '@phia/proto';
 import { WalletError } from '../wallet-client/client.js';
 import type { AnswerSink, VoidBackend, VoidJob } from './backends.js';
-import { MemoryVoidBackend } from './backends.js';
+import { member, MemoryVoidBackend } from './backends.js';
 
 /**
  * The code of a void the wallet refused with a final decline of its own (INSUFFICIENT_FUNDS after a
@@ -53,11 +53,6 @@ const MAX_REMEMBERED = 100_000;
 
 /** O1: the void outcomes after which the void's error stays the key's answer. */
 const KEEPS_ANSWER = new Set(['tombstoned', 'reversed', 'decline_replaced', 'not_matching']);
-
-/** One void: the attempt it undoes, under its key. */
-function jobKey(job: VoidJob): string {
-  return [job.kind, job.tx_id, job.attempt_id, job.fingerprint].join('\u0000');
-}
 
 type Tuning = 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs' | 'batchSize';
 
@@ -119,7 +114,7 @@ export class VoidQueue {
   }
 
   #reportUnappliable(job: VoidJob, attempts: number, code: ErrorCode): void {
-    const key = jobKey(job);
+    const key = member(job);
     if (this.#unappliable.has(key)) return;
     if (this.#unappliable.size >= MAX_REMEMBERED) this.#unappliable.clear();
     this.#unappliable.add(key);
@@ -185,7 +180,7 @@ export class VoidQueue {
             return;
           }
           delivered++;
-          this.#unappliable.delete(jobKey(job));
+          this.#unappliable.delete(member(job));
           this.#options.onDelivered?.(job, attempts, result);
           // O1: the error stays the key's answer only if this void made the ledger hold it (or the row
           // is other content's); a row decided before answers copies itself. Not removed: sent again.

@@ -18,7 +18,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { service as healthService } from 'grpc-health-check';
+import { createRequire } from 'node:module';
 import {
   GrpcStatus,
   isErrorCode,
@@ -227,26 +227,31 @@ type UnaryFn = (
 
 let cachedConstructor: grpc.ServiceClientConstructor | undefined;
 
-/** grpc.health.v1's Check, as a generic client sees it. */
+/** grpc.health.v1's Check, as the loaded client has it. */
 type HealthClient = grpc.Client & {
-  check(
+  Check(
     request: { service: string },
     options: grpc.CallOptions,
     callback: (error: grpc.ServiceError | null, reply?: { status?: string }) => void,
   ): grpc.ClientUnaryCall;
 };
-const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService, 'Health');
+let cachedHealthConstructor: grpc.ServiceClientConstructor | undefined;
+
+/** The health proto file of grpc-health-check, parsed with the wallet's (importing the package parses it again). */
+const HEALTH_PROTO_PATH = createRequire(import.meta.url).resolve('grpc-health-check/proto/health/v1/health.proto');
 
 /** The wallet's service name in grpc.health.v1. */
 export const WALLET_HEALTH_SERVICE = 'wallet.v1.Wallet';
 
 function walletConstructor(): grpc.ServiceClientConstructor {
   if (cachedConstructor === undefined) {
-    const definition = protoLoader.loadSync(WALLET_PROTO_PATH, { ...PROTO_LOADER_OPTIONS });
+    const definition = protoLoader.loadSync([WALLET_PROTO_PATH, HEALTH_PROTO_PATH], { ...PROTO_LOADER_OPTIONS });
     const loaded = grpc.loadPackageDefinition(definition) as unknown as {
       wallet: { v1: { Wallet: grpc.ServiceClientConstructor } };
+      grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
     };
     cachedConstructor = loaded.wallet.v1.Wallet;
+    cachedHealthConstructor = loaded.grpc.health.v1.Health;
   }
   return cachedConstructor;
 }
@@ -280,11 +285,14 @@ export class WalletClient {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.enable_retries': 0,
+      // Channelz keeps per-call statistics nobody reads here: CPU on every call.
+      'grpc.enable_channelz': 0,
       // Every address the name resolves to (e.g. a scaled compose service) shares the calls.
       'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     });
     // Health checks share the wallet calls' channel (and its TLS).
-    this.#health = new HealthClientConstructor(options.address, credentials, {
+    const Health = cachedHealthConstructor as grpc.ServiceClientConstructor;
+    this.#health = new Health(options.address, credentials, {
       channelOverride: this.#client.getChannel(),
     }) as unknown as HealthClient;
   }
@@ -397,7 +405,7 @@ export class WalletClient {
   health(timeoutMs = 500): Promise<string> {
     if (this.#closed) return Promise.resolve('down');
     return new Promise((resolve) => {
-      this.#health.check(
+      this.#health.Check(
         { service: WALLET_HEALTH_SERVICE },
         { deadline: new Date(Date.now() + timeoutMs) },
         (error, reply) => resolve(error ? 'down' : (reply?.status ?? 'UNKNOWN')),

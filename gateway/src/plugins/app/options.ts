@@ -1,5 +1,5 @@
 /** What the app's plugins are given: the configuration, and what a caller (a test) provides instead. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis.js';
 import type { GatewayConfig } from '../../config.js';
 import type { VoidQueueOptions } from '../../voids/queue.js';
 
@@ -11,7 +11,7 @@ export interface AppOptions {
    * Redis for the idempotency store and the void queue. Default: a client of config.redisUrl when
    * set (closed with the app); `null` forces in-process even when REDIS_URL is set.
    */
-  redis?: Redis | null;
+  redis?: RedisClient | null;
   /** Prefix of every Redis key (idempotency and voids). Default `phia:`. */
   keyPrefix?: string;
   /** Tuning of the void queue's retries (tests shorten them). */

@@ -3,13 +3,13 @@
  * store and queue). A client this plugin created is closed with the app; a given one is the caller's.
  */
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis.js';
 import { createRedisClient } from '../../redis.js';
 import type { AppOptions } from './options.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis | undefined;
+    redis: RedisClient | undefined;
   }
 }
 
@@ -35,7 +35,7 @@ export default fp<AppOptions>(
         }
       });
     }
-    app.decorate('redis', redis);
+    app.decorate<RedisClient | undefined>('redis', redis);
   },
   { name: 'redis' },
 );

@@ -12,12 +12,15 @@ import { errorAnswer, httpStatusOf, NOT_FOUND_ANSWER } from '../../phia/contract
 import { JSON_TYPE } from '../../routes/phia.js';
 import { WalletError } from '../../wallet-client/client.js';
 import type { AppOptions } from './options.js';
+import { routeConfig } from '../../route-config.js';
 
 export default fp<AppOptions>(
   async (app, { config }) => {
     const { metrics } = app;
-    app.addHook('onRequest', async (request, reply) => {
+    // Callback hooks: no promise per request on the hot path.
+    app.addHook('onRequest', (request, reply, done) => {
       reply.header('x-request-id', request.id);
+      done();
     });
 
     const auth = createPhiaAuth(config);
@@ -29,7 +32,7 @@ export default fp<AppOptions>(
       if (code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
       else request.log.debug({ code, detail: error instanceof PhiaError ? error.detail : error.message }, 'refused');
       if (request.phia !== undefined) request.phia.code = code;
-      else if (request.routeOptions.config.phia === true) request.phia = { code };
+      else if (routeConfig(request).phia === true) request.phia = { code };
       return reply
         .code(httpStatusOf(code))
         .type(JSON_TYPE)
@@ -37,16 +40,25 @@ export default fp<AppOptions>(
     });
     app.setNotFoundHandler((_request, reply) => reply.code(404).type(JSON_TYPE).send(JSON.stringify(NOT_FOUND_ANSWER)));
 
-    app.addHook('onResponse', async (request, reply) => {
-      if (request.routeOptions.config.phia !== true) {
+    // Metric children by label values (a handful each): no label hashing per request.
+    const counted = new Map<string, { inc(): void }>();
+    const timed = new Map<string, { observe(seconds: number): void }>();
+    app.addHook('onResponse', (request, reply, done) => {
+      if (routeConfig(request).phia !== true) {
         request.log.debug({ url: request.url, status: reply.statusCode }, 'request');
-        return;
+        return done();
       }
       const info = request.phia;
-      const action = info?.action ?? request.routeOptions.config.action ?? 'unknown';
+      const action = info?.action ?? routeConfig(request).action ?? 'unknown';
       const code = info?.code ?? (reply.statusCode === 200 ? 'ok' : 'unknown');
-      metrics.requests.inc({ action, status: String(reply.statusCode), code });
-      metrics.requestDuration.observe({ action }, reply.elapsedTime / 1000);
+      const status = String(reply.statusCode);
+      const key = `${action} ${status} ${code}`;
+      let counter = counted.get(key);
+      if (counter === undefined) counted.set(key, (counter = metrics.requests.labels({ action, status, code })));
+      counter.inc();
+      let histogram = timed.get(action);
+      if (histogram === undefined) timed.set(action, (histogram = metrics.requestDuration.labels({ action })));
+      histogram.observe(reply.elapsedTime / 1000);
       request.log.info(
         {
           action,
@@ -60,6 +72,7 @@ export default fp<AppOptions>(
         },
         'phia request',
       );
+      done();
     });
   },
   { name: 'requests', dependencies: ['metrics'] },

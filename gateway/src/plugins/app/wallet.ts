@@ -12,6 +12,8 @@ declare module 'fastify' {
 export default fp<AppOptions>(
   async (app, { config }) => {
     const { metrics } = app;
+    // Metric children by (method, outcome): no label hashing per call.
+    const observed = new Map<string, { observe(seconds: number): void }>();
     const wallet = new WalletClient({
       address: config.walletAddr,
       tls: config.walletTls,
@@ -19,7 +21,10 @@ export default fp<AppOptions>(
       maxInFlight: config.walletMaxInFlight,
       isOverloaded: () => app.overloaded(),
       onCall: (method, outcome, seconds) => {
-        metrics.walletCalls.observe({ method, outcome }, seconds);
+        const key = `${method} ${outcome}`;
+        let histogram = observed.get(key);
+        if (histogram === undefined) observed.set(key, (histogram = metrics.walletCalls.labels({ method, outcome })));
+        histogram.observe(seconds);
         if (outcome !== 'ok') metrics.walletErrors.inc({ method, code: outcome });
       },
     });
