@@ -57,6 +57,11 @@ function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown>): number | un
   return grpcDeadline === undefined ? fromMetadata : Math.min(grpcDeadline, fromMetadata);
 }
 
+/** The caller's request id, for log lines (read only when one is written). */
+function requestIdOf(call: grpc.ServerUnaryCall<unknown, unknown>): string | undefined {
+  return call.metadata.get('x-request-id')[0]?.toString();
+}
+
 /**
  * Wraps ledger methods as grpc-js unary handlers: deadline in, answer or mapped error out, one
  * metric and (for failures) one log line per call.
@@ -66,12 +71,22 @@ function unary(
   handler: Handler,
   deps: { logger: Logger; metrics: WalletMetrics },
 ): grpc.handleUnaryCall<unknown, unknown> {
+  // Label children bound once: prom-client otherwise hashes the label object on every call.
+  const seconds = deps.metrics.callSeconds.labels(method);
+  const counts = new Map<string, { inc(): void }>();
+  const count = (code: string) => {
+    let counter = counts.get(code);
+    if (counter === undefined) {
+      counter = deps.metrics.calls.labels(method, code);
+      counts.set(code, counter);
+    }
+    counter.inc();
+  };
   return (call, callback) => {
     const started = process.hrtime.bigint();
-    const requestId = call.metadata.get('x-request-id')[0]?.toString();
     const finish = (code: string) => {
-      deps.metrics.calls.inc({ method, code });
-      deps.metrics.callSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+      count(code);
+      seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     };
     let deadline: number | undefined;
     try {
@@ -80,7 +95,10 @@ function unary(
       const mapped = toGrpcError(error);
       finish(mapped.code);
       const value = call.metadata.get(DEADLINE_METADATA_KEY)[0]?.toString().slice(0, 64);
-      deps.logger.error({ method, requestId, [DEADLINE_METADATA_KEY]: value }, 'malformed deadline refused');
+      deps.logger.error(
+        { method, requestId: requestIdOf(call), [DEADLINE_METADATA_KEY]: value },
+        'malformed deadline refused',
+      );
       callback(mapped.grpcError);
       return;
     }
@@ -92,8 +110,9 @@ function unary(
       (error: unknown) => {
         const mapped = toGrpcError(error);
         finish(mapped.code);
-        if (mapped.unexpected) deps.logger.error({ err: error, method, requestId }, 'wallet call failed');
-        else deps.logger.debug({ method, requestId, code: mapped.code }, 'wallet call declined');
+        if (mapped.unexpected)
+          deps.logger.error({ err: error, method, requestId: requestIdOf(call) }, 'wallet call failed');
+        else deps.logger.debug({ method, requestId: requestIdOf(call), code: mapped.code }, 'wallet call declined');
         callback(mapped.grpcError);
         return;
       },

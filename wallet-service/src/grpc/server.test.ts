@@ -124,6 +124,19 @@ t.test('every method over gRPC; declines carry the contract code in metadata', a
 
   const metrics = await fetch(`http://127.0.0.1:${wallet.metricsPort}/metrics`).then((response) => response.text());
   t.match(metrics, /wallet_calls_total\{method="Bet",code="INSUFFICIENT_FUNDS"\} 2/);
+  // Every call is counted once by its code and timed once by its method.
+  const betCalls = [...metrics.matchAll(/^wallet_calls_total\{method="Bet",code="(\w+)"\} (\d+)$/gm)];
+  const betTimed = /^wallet_call_duration_seconds_count\{method="Bet"\} (\d+)$/m.exec(metrics)?.[1];
+  t.same(
+    betCalls.map((row) => row[1]).sort(),
+    ['IDEMPOTENCY_MISMATCH', 'INSUFFICIENT_FUNDS', 'INVALID_REQUEST', 'OK', 'PLAYER_BLOCKED', 'SESSION_NOT_FOUND'],
+    'Bet calls counted by their code',
+  );
+  t.equal(
+    Number(betTimed),
+    betCalls.reduce((sum, row) => sum + Number(row[2]), 0),
+    'each Bet call timed once',
+  );
   t.match(metrics, /wallet_db_transaction_duration_seconds_count\{outcome="commit"\} [1-9]/);
 });
 

@@ -5,6 +5,7 @@
 import { parseBalance, PhiaError, type CurrencyTable, type ErrorCode, type LedgerKind } from '@phia/proto';
 import { isErrorCode } from '@phia/proto';
 import { isConnectionFailure, isPoolTimeout, sqlState, type Database, type Queryable } from '../db/database.js';
+import { AccountGate } from './account-gate.js';
 import { DatabaseUnavailableError, DeadlineExceededError } from './errors.js';
 
 export interface CallContext {
@@ -90,6 +91,7 @@ export class LedgerCore {
   private readonly commitMarginMs: number;
   private readonly defaultStatementTimeoutMs: number;
   private readonly hooks: LedgerHooks;
+  private readonly accountGate = new AccountGate();
 
   constructor(
     readonly db: Database,
@@ -107,9 +109,22 @@ export class LedgerCore {
    * Calls one of the ledger's functions as one named prepared statement in autocommit: its own
    * transaction, one round trip. The function sets its timeouts from `commitBy` and, as its last step,
    * raises if `commitBy` has passed, so nothing commits after the caller's deadline (less the margin).
-   * `args(timeoutMs, commitBy)` builds the parameters; they end with those two.
+   * `args(timeoutMs, commitBy)` builds the parameters; they end with those two. With `account` (the
+   * player account the call locks first), it waits its turn in the account gate.
    */
   async callFunction<R>(
+    ctx: CallContext,
+    operation: string,
+    statement: { name: string; text: string },
+    args: (defaultTimeoutMs: number, commitBy: number | null) => unknown[],
+    account?: string,
+  ): Promise<R> {
+    if (account === undefined) return this.callWithRetries(ctx, operation, statement, args);
+    const waitUntil = ctx.deadline === undefined ? undefined : ctx.deadline - this.commitMarginMs;
+    return this.accountGate.run(account, waitUntil, () => this.callWithRetries(ctx, operation, statement, args));
+  }
+
+  private async callWithRetries<R>(
     ctx: CallContext,
     operation: string,
     statement: { name: string; text: string },

@@ -74,6 +74,7 @@ export async function moneyRequest(
       timeoutMs,
       commitBy,
     ],
+    `${request.currency}\u0000${request.user_id}`,
   );
   if (outcome.out_status !== 'applied') throw new PhiaError(contractCode(outcome.out_code));
   return {
