@@ -254,7 +254,7 @@ t.test("O1, N5: a refusal's void delivered first never takes the key from the er
   await queue.enqueue(refused);
   await durable.retry(answered, Date.now() + 60_000);
   // One delivery per step (a slow wallet's failed try is retried after its backoff).
-  const deliver = () => until(async () => (await queue.drainOnce()) === 1, 10_000);
+  const deliver = () => until(async () => (await queue.drainOnce()) === 1, 30_000);
   t.ok(await deliver(), 'the refusal first: it tombstones the bet');
   await durable.retry(answered, Date.now());
   t.ok(await deliver(), 'then the void of the error answered');
