@@ -16,6 +16,19 @@ import { VoidQueue } from '../../gateway/src/voids/queue.js';
 const stack = await startStack({ label: 'gw_idem' });
 t.teardown(() => stack.close());
 
+/** The bet's fingerprint as the gateway computes it (`amount` as normalized for USD). */
+function fingerprintOf(bet: Record<string, unknown>, amount: string): string {
+  const text = (name: string) => (typeof bet[name] === 'string' ? bet[name] : '');
+  return moneyFingerprint('bet', {
+    user_id: text('user_id'),
+    currency: 'USD',
+    amount,
+    round_id: text('round_id'),
+    game_session_id: text('game_session_id'),
+    bet_tx_id: '',
+  });
+}
+
 /** How many wallet calls of `method` the wallet has answered so far. */
 async function walletCalls(method: string): Promise<number> {
   const metric = await stack.wallet.metrics.calls.get();
@@ -128,15 +141,7 @@ t.test('409 REQUEST_IN_PROGRESS when the lock outlives the wait (its owner died)
   await stack.fund(user, 'USD', '10');
   const bet = moneyBody({ user_id: user, amount: '1' });
   // R4: what a gateway killed mid-request leaves: its lock, no answer.
-  const fields = bet as Record<string, string>;
-  const fingerprint = moneyFingerprint('bet', {
-    user_id: user,
-    currency: 'USD',
-    amount: '1.00',
-    round_id: fields.round_id ?? '',
-    game_session_id: fields.game_session_id ?? '',
-    bet_tx_id: '',
-  });
+  const fingerprint = fingerprintOf(bet, '1.00');
   await stack.redis?.set(`${stack.keyPrefix}lock:bet:${bet.tx_id}`, `dead-owner:${fingerprint}`, 'PX', 7000);
   const started = Date.now();
   const duplicate = await stack.post('/phia/bet', bet);
@@ -229,15 +234,7 @@ t.test("O1, N5: a refusal's void delivered first never takes the key from the er
   const user = uid('refusal');
   await stack.fund(user, 'USD', '10');
   const bet = moneyBody({ user_id: user, amount: '1' });
-  const fields = bet as Record<string, string>;
-  const fingerprint = moneyFingerprint('bet', {
-    user_id: user,
-    currency: 'USD',
-    amount: '1.00',
-    round_id: fields.round_id ?? '',
-    game_session_id: fields.game_session_id ?? '',
-    bet_tx_id: '',
-  });
+  const fingerprint = fingerprintOf(bet, '1.00');
   // A copy answered 504 (its void pending, its error the key's answer) and another copy settled
   // without Redis nor the wallet (N5: answered 409, its void a refusal), delivered in the wrong order.
   const answered: VoidJob = {

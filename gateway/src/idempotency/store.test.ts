@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createRedisClient, waitForRedis } from '../redis.js';
 import { randomPrefix } from '../test-helpers/index.js';
 import { startTcpProxy } from '../test-helpers/tcp-proxy.js';
-import { TOPOLOGIES, topologiesUnavailable } from '../test-helpers/redis-topologies.js';
+import { topologyClients } from '../test-helpers/redis-topologies.js';
 import { InProcessIdempotencyStore } from './memory-store.js';
 import { RedisIdempotencyStore } from './redis-store.js';
 import type { IdempotencyStore } from './store.js';
@@ -22,6 +22,21 @@ t.teardown(async () => {
   await redis.quit();
 });
 
+/** A store whose Redis connection goes through a proxy the test can stop or hold. */
+async function proxiedStore(t: { teardown: (fn: () => unknown) => void }) {
+  const url = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
+  const client = createRedisClient(proxy.url('redis'));
+  t.teardown(async () => {
+    client.disconnect();
+    await proxy.close();
+  });
+  await waitForRedis(client);
+  const store = new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds: 60 });
+  t.teardown(() => store.close());
+  return { proxy, client, store };
+}
+
 const opts = () => ({ waitUntil: Date.now() + 300, lockTtlMs: 2000 });
 const answer = { status: 200, body: '{"balance":"90.00","currency":"USD","tx_id":"t1"}' };
 
@@ -31,16 +46,7 @@ const stores: [string, (ttlSeconds?: number) => IdempotencyStore][] = [
 ];
 
 // The same suite on a local Redis Cluster and a Sentinel set (REDIS_URL redis+cluster://, redis+sentinel://).
-const unavailable = await topologiesUnavailable();
-if (unavailable !== undefined) t.comment(unavailable);
-for (const [name, start] of unavailable === undefined ? TOPOLOGIES : []) {
-  const topology = await start();
-  const client = createRedisClient(topology.url);
-  t.teardown(async () => {
-    client.disconnect();
-    await topology.close();
-  });
-  await waitForRedis(client, 10_000);
+for (const [name, client] of await topologyClients(t)) {
   stores.push([name, (ttlSeconds = 60) => new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds })]);
 }
 
@@ -194,16 +200,7 @@ t.test('redis: scripts are registered once per client', async (t) => {
 });
 
 t.test('redis, O3: a decided answer Redis missed is written once it answers, and copies replay it', async (t) => {
-  const url = new URL(REDIS_URL);
-  const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
-  const client = createRedisClient(proxy.url('redis'));
-  t.teardown(async () => {
-    client.disconnect();
-    await proxy.close();
-  });
-  await waitForRedis(client);
-  const store = new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds: 60 });
-  t.teardown(() => store.close());
+  const { proxy, client, store } = await proxiedStore(t);
   const owned = await store.begin('bet:o3-owner', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
   if (owned.kind !== 'acquired') return t.fail('not acquired');
 
@@ -238,16 +235,7 @@ t.test('redis: an answer settled without the lock never replaces one, nor takes 
 });
 
 t.test('redis: a begin that timed out and ran late holds the lock for the token it returned', async (t) => {
-  const url = new URL(REDIS_URL);
-  const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
-  const client = createRedisClient(proxy.url('redis'));
-  t.teardown(async () => {
-    client.disconnect();
-    await proxy.close();
-  });
-  await waitForRedis(client);
-  const store = new RedisIdempotencyStore({ redis: client, keyPrefix: prefix, ttlSeconds: 60 });
-  t.teardown(() => store.close());
+  const { proxy, store } = await proxiedStore(t);
   proxy.pause();
   const begin = await store.begin('bet:late', 'fp', opts());
   if (begin.kind !== 'unreachable') return t.fail(`not unreachable: ${begin.kind}`);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { createRedisClient, waitForRedis, type RedisClient } from '../redis.js';
 
 const run = promisify(execFile);
 
@@ -42,7 +43,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
 }
 
 /** Why the topologies cannot run here, or undefined when they can. */
-export async function topologiesUnavailable(): Promise<string | undefined> {
+async function topologiesUnavailable(): Promise<string | undefined> {
   try {
     await run('redis-server', ['--version']);
     await run('redis-cli', ['--version']);
@@ -124,7 +125,34 @@ export async function startRedisSentinel(): Promise<RedisTopology> {
 }
 
 /** The topologies the store and void-queue suites also run on. */
-export const TOPOLOGIES = [
+const TOPOLOGIES = [
   ['redis-cluster', () => startRedisCluster()],
   ['redis-sentinel', startRedisSentinel],
 ] as const;
+
+/**
+ * A ready client of each topology, stopped with the test; none (and a comment saying why) where
+ * redis-server is not installed.
+ */
+export async function topologyClients(t: {
+  teardown: (fn: () => unknown) => void;
+  comment: (message: string) => void;
+}): Promise<[string, RedisClient][]> {
+  const unavailable = await topologiesUnavailable();
+  if (unavailable !== undefined) {
+    t.comment(unavailable);
+    return [];
+  }
+  const clients: [string, RedisClient][] = [];
+  for (const [name, start] of TOPOLOGIES) {
+    const topology = await start();
+    const client = createRedisClient(topology.url);
+    t.teardown(async () => {
+      client.disconnect();
+      await topology.close();
+    });
+    await waitForRedis(client, 10_000);
+    clients.push([name, client]);
+  }
+  return clients;
+}

@@ -10,7 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
 import { buildApp } from '../app.js';
 import { moneyBody, post, quietLogger, randomPrefix, testConfig } from '../test-helpers/index.js';
-import { TOPOLOGIES, topologiesUnavailable } from '../test-helpers/redis-topologies.js';
+import { topologyClients } from '../test-helpers/redis-topologies.js';
 import { WalletError } from '../wallet-client/client.js';
 import { InProcessIdempotencyStore } from '../idempotency/memory-store.js';
 import { RedisIdempotencyStore } from '../idempotency/redis-store.js';
@@ -68,18 +68,7 @@ const backends: [string, RedisClient | undefined][] = [
   ['memory', undefined],
   ['redis', redis],
 ];
-const unavailable = await topologiesUnavailable();
-if (unavailable !== undefined) t.comment(unavailable);
-for (const [name, start] of unavailable === undefined ? TOPOLOGIES : []) {
-  const topology = await start();
-  const client = createRedisClient(topology.url);
-  t.teardown(async () => {
-    client.disconnect();
-    await topology.close();
-  });
-  await waitForRedis(client, 10_000);
-  backends.push([name, client]);
-}
+backends.push(...(await topologyClients(t)));
 
 for (const [backend, client] of backends) {
   t.test(`${backend}: retries with backoff until the wallet confirms`, async (t) => {
