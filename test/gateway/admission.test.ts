@@ -9,34 +9,18 @@
 import t from 'tap';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import type pg from 'pg';
 import { ADMISSION_FACTOR, CONNECTIONS_FACTOR } from '../../gateway/src/plugins/app/admission.js';
 import { signBody } from '../../gateway/src/auth/signature.js';
 import { startGateway } from '../../gateway/src/server.js';
 import { PhiaProcessor } from '../../gateway/src/phia/processor.js';
 import { expectError, json, quietLogger, TEST_KEY, uid } from '../../gateway/src/test-helpers/index.js';
-import { moneyBody, startStack, until } from '../helpers/gateway-stack.js';
+import { moneyBody, startStack, until, holdAccount } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({
   label: 'gw_admit',
   env: { WALLET_MAX_IN_FLIGHT: '1', WALLET_DEADLINE_MS: '3000' },
 });
 t.teardown(() => stack.close());
-
-async function holdAccount(user: string): Promise<{ release(): Promise<void> }> {
-  const client: pg.PoolClient = await stack.schema.pool.connect();
-  await client.query('BEGIN');
-  await client.query(
-    `SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 AND currency = 'USD' FOR UPDATE`,
-    [user],
-  );
-  return {
-    async release() {
-      await client.query('ROLLBACK');
-      client.release();
-    },
-  };
-}
 
 async function storedStatus(kind: string, txId: string): Promise<string> {
   try {
@@ -51,7 +35,7 @@ t.test('past WALLET_MAX_IN_FLIGHT: 503 at once, stored for duplicates, voided, n
   const other = uid('other');
   await stack.fund(held, 'USD', '50');
   await stack.fund(other, 'USD', '50');
-  const lock = await holdAccount(held);
+  const lock = await holdAccount(stack, held);
 
   // The first bet waits in the wallet for the account lock: one wallet call in flight.
   let firstDone = false;
@@ -189,7 +173,7 @@ t.test(
     t.teardown(() => open.destroy());
     const warm = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' }, open);
     t.ok(warm !== 'closed' && warm.status === 200, 'a balance while there is room');
-    const lock = await holdAccount(held);
+    const lock = await holdAccount(stack, held);
 
     // Two places taken: a bet waiting in the wallet for the account lock, and its copy waiting for it (R4).
     const bet = moneyBody({ user_id: held, amount: '10' });

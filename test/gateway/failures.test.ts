@@ -7,28 +7,12 @@
  */
 import t from 'tap';
 import { createServer } from 'node:net';
-import type pg from 'pg';
 import { expectError, json, post, uid } from '../../gateway/src/test-helpers/index.js';
-import { moneyBody, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
+import { moneyBody, startStack, until, waitForAppRedis, holdAccount } from '../helpers/gateway-stack.js';
 import type { FastifyInstance } from 'fastify';
 
 const stack = await startStack({ label: 'gw_fail', env: { WALLET_DEADLINE_MS: '300' } });
 t.teardown(() => stack.close());
-
-async function holdAccount(user: string, currency = 'USD'): Promise<{ release(): Promise<void> }> {
-  const client: pg.PoolClient = await stack.schema.pool.connect();
-  await client.query('BEGIN');
-  await client.query(
-    `SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 AND currency = $2 FOR UPDATE`,
-    [user, currency],
-  );
-  return {
-    async release() {
-      await client.query('ROLLBACK');
-      client.release();
-    },
-  };
-}
 
 async function pendingVoids(app: FastifyInstance): Promise<number> {
   return app.voids.pendingCount();
@@ -42,7 +26,7 @@ t.test('a wallet slower than the deadline: 504, void queued, the bet never appli
   const user = uid('slow');
   await stack.fund(user, 'USD', '50');
   const bet = moneyBody({ user_id: user, amount: '10' });
-  const lock = await holdAccount(user);
+  const lock = await holdAccount(stack, user);
   const started = Date.now();
   const res = await stack.post('/phia/bet', bet);
   const took = Date.now() - started;

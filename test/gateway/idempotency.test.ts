@@ -4,10 +4,9 @@
  * Redis going down mid-run and coming back, and the in-process store.
  */
 import t from 'tap';
-import type pg from 'pg';
 import { moneyFingerprint, voidOutboxKeys } from '@phia/proto';
 import { expectError, json, post, uid } from '../../gateway/src/test-helpers/index.js';
-import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
+import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis, holdAccount } from '../helpers/gateway-stack.js';
 import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
 import type { RedisClient } from '../../gateway/src/redis.js';
 import { member, RedisVoidBackend, type VoidJob } from '../../gateway/src/voids/backends.js';
@@ -33,22 +32,6 @@ function fingerprintOf(bet: Record<string, unknown>, amount: string): string {
 async function walletCalls(method: string): Promise<number> {
   const metric = await stack.wallet.metrics.calls.get();
   return metric.values.filter((v) => v.labels.method === method).reduce((sum, v) => sum + v.value, 0);
-}
-
-/** Holds the player's account row lock from a separate connection: the wallet's Bet waits on it. */
-async function holdAccount(user: string, currency = 'USD'): Promise<{ release(): Promise<void> }> {
-  const client: pg.PoolClient = await stack.schema.pool.connect();
-  await client.query('BEGIN');
-  await client.query(
-    `SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 AND currency = $2 FOR UPDATE`,
-    [user, currency],
-  );
-  return {
-    async release() {
-      await client.query('ROLLBACK');
-      client.release();
-    },
-  };
 }
 
 t.test('50 concurrent duplicates: 50 identical answers, one debit, one wallet call', async (t) => {
@@ -119,7 +102,7 @@ t.test('a duplicate waits for the running first request, then gets its answer', 
   const patient = await stack.newApp({}, { WALLET_DEADLINE_MS: '4500' });
   await waitForAppRedis(patient);
   const bet = moneyBody({ user_id: user, amount: '1' });
-  const lock = await holdAccount(user);
+  const lock = await holdAccount(stack, user);
   const first = post(patient, '/phia/bet', bet);
   await new Promise((resolve) => setTimeout(resolve, 100));
   const duplicate = stack.post('/phia/bet', bet);

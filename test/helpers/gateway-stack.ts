@@ -162,3 +162,23 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
   }
   return false;
 }
+
+/** Holds the player's account row lock from a separate connection: the wallet's calls for it wait. */
+export async function holdAccount(
+  stack: Pick<Stack, 'schema'>,
+  user: string,
+  currency = 'USD',
+): Promise<{ release(): Promise<void> }> {
+  const client = await stack.schema.pool.connect();
+  await client.query('BEGIN');
+  await client.query(
+    `SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 AND currency = $2 FOR UPDATE`,
+    [user, currency],
+  );
+  return {
+    async release() {
+      await client.query('ROLLBACK');
+      client.release();
+    },
+  };
+}
