@@ -31,6 +31,10 @@ export interface StackOptions {
   gatewayEntry?: string | undefined;
   walletEntry?: string | undefined;
   gatewayNodeArgs?: string[];
+  /** A command the gateway runs under (e.g. valgrind and its flags), before node and its flags. */
+  gatewayWrapper?: string[];
+  /** Extra environment of the gateway. */
+  gatewayEnv?: NodeJS.ProcessEnv;
 }
 
 export interface Stack {
@@ -125,9 +129,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     walletProcess,
   );
 
-  const gateway = spawnNode('gateway', gatewayEntry, [], {
-    // The production gateway's V8 flags (scripts/start.js, gateway/Dockerfile), then the experiment's.
-    nodeArgs: [...options.nodeArgs, ...GATEWAY_NODE_ARGS, ...(options.gatewayNodeArgs ?? [])],
+  // The production gateway's V8 flags (scripts/start.js, gateway/Dockerfile), then the experiment's.
+  const gatewayNodeArgs = [...options.nodeArgs, ...GATEWAY_NODE_ARGS, ...(options.gatewayNodeArgs ?? [])];
+  const [wrapper, ...wrapperArgs] = options.gatewayWrapper ?? [];
+  const gatewayOptions = {
+    nodeArgs: gatewayNodeArgs,
     logFile: join(options.logDir, 'gateway.log'),
     env: {
       ...process.env,
@@ -141,8 +147,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       WALLET_DEADLINE_MS: String(options.deadlineMs),
       LOG_LEVEL: options.logLevel,
       NODE_ENV: '',
+      ...options.gatewayEnv,
     },
-  });
+  };
+  const gateway =
+    wrapper === undefined
+      ? spawnNode('gateway', gatewayEntry, [], gatewayOptions)
+      : spawnProcess(
+          'gateway',
+          wrapper,
+          [...wrapperArgs, process.execPath, ...gatewayNodeArgs, gatewayEntry],
+          gatewayOptions,
+        );
   onCleanup(async () => void (await gateway.stop(15_000)));
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   await waitUntil(
@@ -152,7 +168,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       const body = (await response.json()) as { status?: string };
       return response.status === 200 && body.status === 'ready';
     },
-    30_000,
+    // Under a wrapper such as valgrind the gateway starts many times slower.
+    wrapper === undefined ? 30_000 : 300_000,
     gateway,
   );
 
