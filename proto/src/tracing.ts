@@ -10,6 +10,7 @@
  */
 import type { Attributes, Context, Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { answerClass, isErrorCode } from './errors.js';
 
 export type { Attributes as TraceAttributes, Context as TraceContext, Span as TraceSpan } from '@opentelemetry/api';
 export type { SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -80,6 +81,7 @@ export const TRACE_ATTR = {
   errorCode: 'phia.error_code',
   replayed: 'phia.replayed',
   outcome: 'phia.outcome',
+  store: 'phia.idempotency.store',
 } as const;
 
 /** Where trace context travels: @grpc/grpc-js's Metadata has this shape. */
@@ -113,10 +115,19 @@ export interface PhiaTracer {
 /** A service's shutdown waits this long at most for the last spans to leave. */
 export const SHUTDOWN_TIMEOUT_MS = 2000;
 
-/** Marks a span failed with a contract code (or a gRPC status name). */
-export function markSpanError(span: Span, code: string): void {
+/**
+ * Records a request's or a call's error code on its span. The span's status is Error only for a fault
+ * (an undecided code: timeout, unavailable, internal; or a code outside the contract's table): a
+ * decline such as INSUFFICIENT_FUNDS is an answer, so error rates in a trace view count faults.
+ */
+export function recordErrorCode(span: Span, code: string): void {
   span.setAttribute(TRACE_ATTR.errorCode, code);
-  span.setStatus({ code: STATUS_ERROR, message: code });
+  if (!isErrorCode(code) || answerClass(code) === 'undecided') failSpan(span, code);
+}
+
+/** Sets a span's status to Error. */
+export function failSpan(span: Span, message: string): void {
+  span.setStatus({ code: STATUS_ERROR, message });
 }
 
 const NOOP_SPAN: Span = {
