@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metadata } from '@grpc/grpc-js';
-import { trace } from '@opentelemetry/api';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import t from 'tap';
-import { NOOP_TRACER, readTracingConfig, SPAN_KIND, startTracing, tracesUrl } from './tracing.js';
+import { NOOP_TRACER, readTracingConfig, recordErrorCode, SPAN_KIND, startTracing, tracesUrl } from './tracing.js';
 
 t.test('config: off unless the endpoint is set; service name defaults per service', async (t) => {
   t.same(readTracingConfig({}, 'phia-gateway'), { endpoint: undefined, serviceName: 'phia-gateway' });
@@ -156,4 +156,25 @@ t.test('shutdown gives up on a collector that never answers', async (t) => {
   tracer.startSpan('request', SPAN_KIND.SERVER).end();
   await tracer.shutdown();
   t.pass('shutdown returned although the export is still waiting');
+});
+
+t.test('error codes: a decline is recorded, only a fault marks the span failed', async (t) => {
+  const exporter = new InMemorySpanExporter();
+  const tracer = await startTracing({ endpoint: undefined, serviceName: 'phia-test' }, { exporter });
+  t.teardown(() => tracer.shutdown());
+  for (const code of ['INSUFFICIENT_FUNDS', 'IDEMPOTENCY_MISMATCH', 'WALLET_TIMEOUT', 'INTERNAL', 'CLIENT_GONE']) {
+    const span = tracer.startSpan(code, SPAN_KIND.SERVER);
+    recordErrorCode(span, code);
+    span.end();
+  }
+  const statuses = Object.fromEntries(
+    exporter.getFinishedSpans().map((span) => [span.attributes['phia.error_code'], span.status.code]),
+  );
+  t.same(statuses, {
+    INSUFFICIENT_FUNDS: SpanStatusCode.UNSET,
+    IDEMPOTENCY_MISMATCH: SpanStatusCode.UNSET,
+    WALLET_TIMEOUT: SpanStatusCode.ERROR,
+    INTERNAL: SpanStatusCode.ERROR,
+    CLIENT_GONE: SpanStatusCode.ERROR,
+  });
 });
