@@ -19,7 +19,7 @@ declare module 'fastify' {
     tracer: PhiaTracer;
   }
   interface FastifyRequest {
-    /** The PHIA request's server span (tracing on only); null otherwise. */
+    /** The PHIA request's server span; null for other routes. Decorated only while tracing is on. */
     traceSpan: TraceSpan | null;
   }
 }
