@@ -151,3 +151,22 @@ t.test('a request refused before the handler still gets its span', async (t) => 
   );
   t.ok(span, 'a span with INVALID_SIGNATURE');
 });
+
+t.test('concurrent bets keep their own traces', async (t) => {
+  const user = uid('trace-many');
+  await stack.fund(user, 'USD', '100');
+  const bets = Array.from({ length: 10 }, () => moneyBody({ user_id: user, amount: '1.00' }));
+  const answers = await Promise.all(bets.map((bet) => stack.post('/phia/bet', bet)));
+  t.same(
+    answers.map((answer) => answer.statusCode),
+    Array(10).fill(200),
+  );
+  for (const bet of bets) {
+    const request = await requestSpan(bet.tx_id as string);
+    const spans = traceOf(request);
+    const [server] = named(spans, 'wallet.v1.Wallet/Bet', SpanKind.SERVER);
+    t.equal(server?.attributes['phia.tx_id'], bet.tx_id, 'the wallet span of this bet, in its trace');
+    t.equal(named(spans, 'idempotency begin').length, 1, 'one begin in the trace');
+    t.equal(named(spans, 'wallet.v1.Wallet/Bet', SpanKind.CLIENT).length, 1, 'one wallet call in the trace');
+  }
+});
