@@ -1,9 +1,9 @@
 /**
  * The gateway as a Fastify plugin, in the layout of fastify/demo: external plugins (security headers,
- * event-loop pressure), then the app's own (Redis, metrics, wallet client, idempotency store, void
- * queue, processor, admission, the requests' frame), each decorating the instance and closing what it
- * created; then the routes. Fastify closes plugins in reverse order: admission first (it waits for
- * the requests in progress), Redis last.
+ * event-loop pressure), then the app's own (tracing, Redis, metrics, wallet client, idempotency store,
+ * void queue, processor, admission, the requests' frame), each decorating the instance and closing
+ * what it created; then the routes. Fastify closes plugins in reverse order: admission first (it waits
+ * for the requests in progress), Redis, then tracing (the last spans flushed).
  *
  * `buildApp` makes the Fastify instance with the server options (receive timeouts, TLS, request ids,
  * body limit) and registers the plugin.
@@ -30,6 +30,7 @@ import processor from './plugins/app/processor.js';
 import redis from './plugins/app/redis.js';
 import requests from './plugins/app/requests.js';
 import store from './plugins/app/store.js';
+import tracing from './plugins/app/tracing.js';
 import voids from './plugins/app/voids.js';
 import wallet from './plugins/app/wallet.js';
 import opsRoutes from './routes/ops.js';
@@ -62,6 +63,7 @@ export async function gatewayApp(app: FastifyInstance, options: AppOptions): Pro
   decorateRouteConfig(app);
   await app.register(helmet);
   await app.register(underPressure, options);
+  await app.register(tracing, options);
   await app.register(redis, options);
   await app.register(metrics, options);
   await app.register(wallet, options);

@@ -263,3 +263,15 @@ t.test('REDIS_URL: one server, a Sentinel set or a Cluster; anything else is ref
     t.match(problems[0], message, url);
   }
 });
+
+t.test('tracing: off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; a bad one is reported with the rest', async (t) => {
+  t.same(loadConfig({}).tracing, { endpoint: undefined, serviceName: 'phia-gateway' });
+  t.same(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SERVICE_NAME: 'gw-1' }).tracing, {
+    endpoint: 'http://collector:4318',
+    serviceName: 'gw-1',
+  });
+  t.match(problemsOf({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318', WALLET_DEADLINE_MS: '1' }), [
+    /^WALLET_DEADLINE_MS/,
+    /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http:\/\/ or https:\/\/ URL/,
+  ]);
+});

@@ -4,7 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { buildCurrencyTable, isLoopbackHost, readWalletTls, type CurrencyTable, type WalletTls } from '@phia/proto';
+import {
+  buildCurrencyTable,
+  isLoopbackHost,
+  readTracingConfig,
+  readWalletTls,
+  type CurrencyTable,
+  type TracingConfig,
+  type WalletTls,
+} from '@phia/proto';
 import { isWide, isWildcard, parseIpList, WIDEST_PREFIX, type IpRule } from './auth/ip.js';
 import { parseRedisUrl } from './redis.js';
 
@@ -49,6 +57,8 @@ export interface GatewayConfig {
   production: boolean;
   logLevel: LogLevel;
   currencies: CurrencyTable;
+  /** OpenTelemetry: on when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing: TracingConfig;
 }
 
 export class ConfigError extends Error {
@@ -133,6 +143,12 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     problems.push(`CURRENCIES: ${(error as Error).message}`);
   }
   const walletTls = readWalletTls(env, problems);
+  let tracing: TracingConfig = { endpoint: undefined, serviceName: 'phia-gateway' };
+  try {
+    tracing = readTracingConfig(env, 'phia-gateway');
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
   const walletHost = walletAddr.slice(0, walletAddr.lastIndexOf(':'));
   if (production && walletTls === undefined && !isLoopbackHost(walletHost)) {
     problems.push(
@@ -162,6 +178,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     production,
     logLevel,
     currencies,
+    tracing,
   };
 }
 

@@ -5,6 +5,7 @@ export * from './money.js';
 export * from './fingerprint.js';
 export * from './wallet-link.js';
 export * from './void-outbox.js';
+export * from './tracing.js';
 export type * from './wallet-messages.js';
 
 /** Absolute path of the folder holding the .proto files (the include root). */

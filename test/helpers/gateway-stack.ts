@@ -8,7 +8,7 @@ import type { Env, GatewayConfig } from '../../gateway/src/config.js';
 import { createRedisClient, waitForRedis, type RedisClient } from '../../gateway/src/redis.js';
 import { createTestSchema, type TestSchema } from './postgres.js';
 import { walletTestClient, type WalletTestClient } from './wallet-client.js';
-import { startWalletServer } from '../../wallet-service/src/index.js';
+import { startWalletServer, type WalletServerOptions } from '../../wallet-service/src/index.js';
 import {
   post,
   quietLogger,
@@ -31,6 +31,8 @@ export interface StackOptions {
   /** Use Redis (default true); false: in-process store and queue. */
   redis?: boolean;
   app?: Partial<BuildAppOptions>;
+  /** Extra wallet server options (a span exporter, ...). */
+  wallet?: Partial<WalletServerOptions>;
 }
 
 export interface Stack {
@@ -62,7 +64,13 @@ export interface Stack {
 export async function startStack(options: StackOptions): Promise<Stack> {
   const schema = await createTestSchema(options.label);
   const startWallet = (port = 0) =>
-    startWalletServer({ host: '127.0.0.1', port, databaseUrl: schema.databaseUrl, schema: schema.schema });
+    startWalletServer({
+      host: '127.0.0.1',
+      port,
+      databaseUrl: schema.databaseUrl,
+      schema: schema.schema,
+      ...options.wallet,
+    });
   let wallet = await startWallet();
   const walletPort = wallet.port;
   const useRedis = options.redis !== false;

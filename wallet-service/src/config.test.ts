@@ -73,3 +73,15 @@ t.test('the wallet link: mutual TLS from the three files; production needs it be
   t.doesNotThrow(() => loadWalletConfig({ ...prod, WALLET_HOST: '0.0.0.0', ...tls }), 'with TLS');
   t.doesNotThrow(() => loadWalletConfig(prod), 'loopback (the default) needs none');
 });
+
+t.test('tracing: off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; a bad one is refused', async (t) => {
+  t.same(loadWalletConfig({}).tracing, { endpoint: undefined, serviceName: 'phia-wallet' });
+  t.same(loadWalletConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example' }).tracing, {
+    endpoint: 'https://otel.example',
+    serviceName: 'phia-wallet',
+  });
+  t.throws(
+    () => loadWalletConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }),
+    /OTEL_EXPORTER_OTLP_ENDPOINT must be an http:\/\/ or https:\/\/ URL/,
+  );
+});

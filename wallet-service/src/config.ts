@@ -1,5 +1,13 @@
 import { join } from 'node:path';
-import { buildCurrencyTable, isLoopbackHost, readWalletTls, type CurrencyTable, type WalletTls } from '@phia/proto';
+import {
+  buildCurrencyTable,
+  isLoopbackHost,
+  readTracingConfig,
+  readWalletTls,
+  type CurrencyTable,
+  type TracingConfig,
+  type WalletTls,
+} from '@phia/proto';
 
 export interface WalletConfig {
   host: string;
@@ -20,6 +28,8 @@ export interface WalletConfig {
   production: boolean;
   /** Mutual TLS on the gRPC port; undefined: plaintext. */
   tls: WalletTls | undefined;
+  /** OpenTelemetry: on when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing: TracingConfig;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +74,12 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
   const logLevel = env.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`);
   const metricsPort = integer('WALLET_METRICS_PORT', 9464, 0, 65535);
+  let tracing: TracingConfig = { endpoint: undefined, serviceName: 'phia-wallet' };
+  try {
+    tracing = readTracingConfig(env, 'phia-wallet');
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
 
   const config: WalletConfig = {
     // It moves money: loopback unless the operator opens it, with mutual TLS in production.
@@ -81,6 +97,7 @@ export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletCo
     logLevel,
     production: env.NODE_ENV === 'production',
     tls: readWalletTls(env, problems),
+    tracing,
   };
   if (config.production && databaseUrl === undefined) {
     problems.push('DATABASE_URL is required in production (PGlite is for development only)');

@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     booksCheckIntervalMs: config.booksCheckSeconds * 1000,
     metricsPort: config.metricsPort,
     metricsHost: config.host,
+    tracing: config.tracing,
     collectDefaultMetrics: true,
     logger,
   });

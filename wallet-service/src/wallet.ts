@@ -7,11 +7,16 @@ import pino, { type Logger } from 'pino';
 import {
   buildCurrencyTable,
   PROTO_LOADER_OPTIONS,
+  startTracing,
   WALLET_PROTO_PATH,
   type CurrencyTable,
+  type PhiaTracer,
+  type SpanExporter,
+  type TracingConfig,
   type WalletTls,
 } from '@phia/proto';
 import { openDatabase, type Database } from './db/index.js';
+import { traceDatabase } from './db/tracing.js';
 import { adminHandlers, walletHandlers } from './grpc/handlers.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
 import { watchBooks } from './books-watch.js';
@@ -46,6 +51,10 @@ export interface WalletServerOptions {
   booksCheckIntervalMs?: number | undefined;
   /** How long a graceful close waits for running calls before cutting them. */
   shutdownTimeoutMs?: number;
+  /** OpenTelemetry (OTEL_EXPORTER_OTLP_ENDPOINT); unset: off. */
+  tracing?: TracingConfig;
+  /** Tests: tracing on, each span exported here as it ends. */
+  spanExporter?: SpanExporter;
 }
 
 export interface WalletServer {
@@ -144,15 +153,27 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     db.kind === 'postgres' ? 'ledger on PostgreSQL' : 'ledger on embedded PGlite: no DATABASE_URL set',
   );
 
+  let tracer: PhiaTracer;
+  try {
+    tracer = await startTracing(
+      options.tracing ?? { endpoint: undefined, serviceName: 'phia-wallet' },
+      options.spanExporter === undefined ? {} : { exporter: options.spanExporter },
+    );
+  } catch (error) {
+    server.forceShutdown();
+    await db.close();
+    throw error;
+  }
   metrics.observePool(db);
-  const ledger = new Ledger(instrumentDatabase(db, metrics), {
+  // SQL spans (tracing on): outside the metrics' wrapper, so a span covers what the metric times.
+  const ledger = new Ledger(traceDatabase(instrumentDatabase(db, metrics), tracer), {
     currencies: options.currencies ?? buildCurrencyTable(),
     defaultSessionTtlSeconds: options.sessionTtlSeconds,
     commitMarginMs: options.commitMarginMs,
     hooks: options.hooks,
   });
-  started.wallet = walletHandlers(ledger, { logger, metrics });
-  started.admin = adminHandlers(ledger, { logger, metrics });
+  started.wallet = walletHandlers(ledger, { logger, metrics, tracer });
+  started.admin = adminHandlers(ledger, { logger, metrics, tracer });
   health.setStatus('', 'SERVING');
   health.setStatus(WALLET_SERVICE_NAME, 'SERVING');
   const stopBooksCheck =
@@ -171,6 +192,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
     stopBooksCheck?.();
     await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
     await db.close();
+    await tracer.shutdown();
   };
 
   return {

@@ -10,6 +10,9 @@
  * gateway is overloaded (`isOverloaded`); a refused call rejects at once with WALLET_UNAVAILABLE,
  * which the processor stores and voids like any undecided error.
  *
+ * Tracing on: a call made under a request's span is a client span, its context in the call's metadata
+ * (`traceparent`), so the wallet's spans join the request's trace.
+ *
  * Failures become WalletError, whose code is a contract code:
  *   trailing metadata `wallet-error-code` → that code (the wallet decided: a business decline);
  *   DEADLINE_EXCEEDED → WALLET_TIMEOUT; UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED → WALLET_UNAVAILABLE;
@@ -22,11 +25,17 @@ import { createRequire } from 'node:module';
 import {
   GrpcStatus,
   isErrorCode,
+  NOOP_TRACER,
   PhiaError,
   PROTO_LOADER_OPTIONS,
+  recordErrorCode,
+  SPAN_KIND,
+  TRACE_ATTR,
   WALLET_ERROR_CODE_KEY,
   WALLET_PROTO_PATH,
   type ErrorCode,
+  type PhiaTracer,
+  type TraceSpan,
   type WalletTls,
 } from '@phia/proto';
 import type * as proto from '@phia/proto';
@@ -144,6 +153,8 @@ export interface WalletClientOptions {
   tls?: WalletTls | undefined;
   /** Observes every call: method, outcome ('ok' or the error code) and duration in seconds. */
   onCall?: (method: WalletMethod, outcome: string, seconds: number) => void;
+  /** Traces the calls made under an active span (default: tracing off). */
+  tracer?: PhiaTracer;
 }
 
 type UnaryFn = (
@@ -170,6 +181,13 @@ const HEALTH_PROTO_PATH = createRequire(import.meta.url).resolve('grpc-health-ch
 
 /** The wallet's service name in grpc.health.v1. */
 export const WALLET_HEALTH_SERVICE = 'wallet.v1.Wallet';
+const WALLET_SERVICE = WALLET_HEALTH_SERVICE;
+
+function endSpan(span: TraceSpan, grpcCode: number, code: ErrorCode | undefined): void {
+  span.setAttribute(TRACE_ATTR.grpcStatus, grpcCode);
+  if (code !== undefined) recordErrorCode(span, code);
+  span.end();
+}
 
 function walletConstructor(): grpc.ServiceClientConstructor {
   if (cachedConstructor === undefined) {
@@ -192,6 +210,7 @@ export class WalletClient {
   readonly #onCall: WalletClientOptions['onCall'];
   readonly #maxInFlight: number;
   readonly #isOverloaded: () => boolean;
+  readonly #tracer: PhiaTracer;
   #inFlight = 0;
   #closed = false;
 
@@ -202,6 +221,7 @@ export class WalletClient {
     this.#onCall = options.onCall;
     this.#maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.#isOverloaded = options.isOverloaded ?? (() => false);
+    this.#tracer = options.tracer ?? NOOP_TRACER;
     const credentials =
       options.tls === undefined
         ? grpc.credentials.createInsecure()
@@ -276,6 +296,7 @@ export class WalletClient {
     const metadata = new grpc.Metadata();
     if (options.requestId !== undefined) metadata.set('x-request-id', options.requestId);
     metadata.set(DEADLINE_METADATA_KEY, String(deadlineAt - walletDecisionReserveMs(budgetMs)));
+    const span = this.#tracer.enabled ? this.#startSpan(method, metadata) : undefined;
     const deadline = new Date(deadlineAt);
     const started = process.hrtime.bigint();
     if (bounded) this.#inFlight++;
@@ -286,9 +307,11 @@ export class WalletClient {
         if (error) {
           const walletError = toWalletError(error);
           this.#onCall?.(method, walletError.code, seconds);
+          if (span !== undefined) endSpan(span, error.code, walletError.code);
           reject(walletError);
         } else {
           this.#onCall?.(method, 'ok', seconds);
+          if (span !== undefined) endSpan(span, GrpcStatus.OK, undefined);
           resolve(reply as WalletMethods[M][1]);
         }
       };
@@ -296,10 +319,23 @@ export class WalletClient {
         fn.call(this.#client, request, metadata, { deadline }, callback);
       } catch (error) {
         if (bounded) this.#inFlight--;
+        if (span !== undefined) endSpan(span, GrpcStatus.UNAVAILABLE, 'WALLET_UNAVAILABLE');
         // grpc-js throws synchronously on a shut-down channel: the wallet cannot be reached.
         reject(new WalletError('WALLET_UNAVAILABLE', false, GrpcStatus.UNAVAILABLE, (error as Error).message));
       }
     });
+  }
+
+  /** The client span of a call under the active span, its context injected; undefined without one. */
+  #startSpan(method: WalletMethod, metadata: grpc.Metadata): TraceSpan | undefined {
+    if (this.#tracer.active() === undefined) return undefined;
+    const span = this.#tracer.startSpan(`${WALLET_SERVICE}/${method}`, SPAN_KIND.CLIENT, {
+      [TRACE_ATTR.rpcSystem]: 'grpc',
+      [TRACE_ATTR.rpcService]: WALLET_SERVICE,
+      [TRACE_ATTR.rpcMethod]: method,
+    });
+    this.#tracer.inject(span, metadata);
+    return span;
   }
 
   /** A PHIA balance: bounded by the admission checks. */

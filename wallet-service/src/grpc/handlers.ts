@@ -1,11 +1,30 @@
 import type * as grpc from '@grpc/grpc-js';
-import { PhiaError } from '@phia/proto';
+import {
+  ERRORS,
+  GrpcStatus,
+  NOOP_TRACER,
+  PhiaError,
+  recordErrorCode,
+  SPAN_KIND,
+  TRACE_ATTR,
+  type ErrorCode,
+  type PhiaTracer,
+  type TraceAttributes,
+  type TraceSpan,
+} from '@phia/proto';
 import type { Logger } from 'pino';
 import type { CallContext, Ledger } from '../ledger/ledger.js';
 import type { WalletMetrics } from '../metrics.js';
 import { toGrpcError } from './status.js';
 
 type Handler = (request: never, ctx: CallContext) => Promise<unknown>;
+
+export interface HandlerDeps {
+  logger: Logger;
+  metrics: WalletMetrics;
+  /** Tracing on: a server span per call, child of the caller's `traceparent` (default: off). */
+  tracer?: PhiaTracer;
+}
 
 /**
  * Metadata key of the caller's absolute deadline, sent by the gateway: epoch milliseconds as a decimal
@@ -63,14 +82,40 @@ function requestIdOf(call: grpc.ServerUnaryCall<unknown, unknown>): string | und
 }
 
 /**
+ * The server span of a call: its parent is the caller's `traceparent`, its attributes the method and
+ * the request's tx_id and kind (never an amount or a user).
+ */
+function startSpan(tracer: PhiaTracer, service: string, method: string, call: grpc.ServerUnaryCall<unknown, unknown>) {
+  const request = call.request as { tx_id?: unknown; kind?: unknown } | null;
+  const attributes: TraceAttributes = {
+    [TRACE_ATTR.rpcSystem]: 'grpc',
+    [TRACE_ATTR.rpcService]: service,
+    [TRACE_ATTR.rpcMethod]: method,
+  };
+  if (typeof request?.tx_id === 'string') attributes[TRACE_ATTR.txId] = request.tx_id;
+  if (typeof request?.kind === 'string') attributes[TRACE_ATTR.action] = request.kind;
+  return tracer.startSpan(`${service}/${method}`, SPAN_KIND.SERVER, attributes, tracer.extract(call.metadata));
+}
+
+function endSpan(span: TraceSpan, code: string): void {
+  if (code === 'OK') span.setAttribute(TRACE_ATTR.grpcStatus, GrpcStatus.OK);
+  else {
+    span.setAttribute(TRACE_ATTR.grpcStatus, ERRORS[code as ErrorCode].grpcStatus);
+    recordErrorCode(span, code);
+  }
+  span.end();
+}
+
+/**
  * Wraps ledger methods as grpc-js unary handlers: deadline in, answer or mapped error out, one
- * metric and (for failures) one log line per call.
+ * metric, one span when tracing is on, and (for failures) one log line per call.
  */
 function unary(
   method: string,
   handler: Handler,
-  deps: { logger: Logger; metrics: WalletMetrics },
+  deps: HandlerDeps & { service: string },
 ): grpc.handleUnaryCall<unknown, unknown> {
+  const tracer = deps.tracer ?? NOOP_TRACER;
   // Label children bound once: prom-client otherwise hashes the label object on every call.
   const seconds = deps.metrics.callSeconds.labels(method);
   const counts = new Map<string, { inc(): void }>();
@@ -84,9 +129,11 @@ function unary(
   };
   return (call, callback) => {
     const started = process.hrtime.bigint();
+    const span = tracer.enabled ? startSpan(tracer, deps.service, method, call) : undefined;
     const finish = (code: string) => {
       count(code);
       seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      if (span !== undefined) endSpan(span, code);
     };
     let deadline: number | undefined;
     try {
@@ -102,7 +149,9 @@ function unary(
       callback(mapped.grpcError);
       return;
     }
-    handler(call.request as never, { deadline }).then(
+    // The ledger's SQL spans find the call's span as the active one.
+    const run = () => handler(call.request as never, { deadline });
+    (span === undefined ? run() : tracer.withSpan(span, run)).then(
       (reply) => {
         finish('OK');
         callback(null, reply ?? {});
@@ -120,10 +169,8 @@ function unary(
   };
 }
 
-export function walletHandlers(
-  ledger: Ledger,
-  deps: { logger: Logger; metrics: WalletMetrics },
-): grpc.UntypedServiceImplementation {
+export function walletHandlers(ledger: Ledger, given: HandlerDeps): grpc.UntypedServiceImplementation {
+  const deps = { ...given, service: 'wallet.v1.Wallet' };
   return {
     GetBalance: unary('GetBalance', (req, ctx) => ledger.getBalance(req, ctx), deps),
     Bet: unary('Bet', (req, ctx) => ledger.bet(req, ctx), deps),
@@ -140,10 +187,8 @@ export function walletHandlers(
 }
 
 /** The operators' reads (wallet.v1.Admin): none moves money. */
-export function adminHandlers(
-  ledger: Ledger,
-  deps: { logger: Logger; metrics: WalletMetrics },
-): grpc.UntypedServiceImplementation {
+export function adminHandlers(ledger: Ledger, given: HandlerDeps): grpc.UntypedServiceImplementation {
+  const deps = { ...given, service: 'wallet.v1.Admin' };
   return {
     GetAccount: unary('GetAccount', (req) => ledger.getAccount(req), deps),
     ListEntries: unary('ListEntries', async (req) => ({ entries: await ledger.listEntries(req) }), deps),

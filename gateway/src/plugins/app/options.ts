@@ -1,4 +1,5 @@
 /** What the app's plugins are given: the configuration, and what a caller (a test) provides instead. */
+import type { SpanExporter } from '@phia/proto';
 import type { RedisClient } from '../../redis.js';
 import type { GatewayConfig } from '../../config.js';
 import type { VoidQueueOptions } from '../../voids/queue.js';
@@ -18,4 +19,6 @@ export interface AppOptions {
   voidQueue?: Pick<VoidQueueOptions, 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs'>;
   /** Collect Node's default process metrics (default true). */
   defaultMetrics?: boolean;
+  /** Tests: tracing on, each span exported here as it ends (instead of OTLP to config.tracing.endpoint). */
+  spanExporter?: SpanExporter;
 }

@@ -22,14 +22,15 @@ declare module 'fastify' {
 export default fp<AppOptions>(
   async (app, options) => {
     const { config } = options;
-    const { metrics, redis, wallet, store } = app;
+    const { metrics, redis, wallet, store, tracer } = app;
     const durable =
       redis === undefined
         ? undefined
         : new RedisVoidBackend(redis, options.keyPrefix ?? DEFAULT_KEY_PREFIX, config.idempotencyTtlSeconds);
     const voids = new VoidQueue({
       ...options.voidQueue,
-      send: (job) => wallet.void(job),
+      // No spans for background deliveries: they are not part of the request that queued them.
+      send: (job) => tracer.withoutSpan(() => wallet.void(job)),
       ...(durable === undefined ? (store instanceof InProcessIdempotencyStore ? { answers: store } : {}) : { durable }),
       onDelivered: (job, attempts, result) => {
         metrics.voidsDelivered.inc({ kind: job.kind });
@@ -81,5 +82,5 @@ export default fp<AppOptions>(
       await voids.close();
     });
   },
-  { name: 'voids', dependencies: ['metrics', 'redis', 'wallet', 'store'] },
+  { name: 'voids', dependencies: ['metrics', 'redis', 'wallet', 'store', 'tracing'] },
 );

@@ -1,4 +1,7 @@
-/** `app.wallet`: the one gRPC client of the wallet, its calls observed by the metrics; closed with the app. */
+/**
+ * `app.wallet`: the one gRPC client of the wallet, its calls observed by the metrics (and traced when
+ * tracing is on); closed with the app.
+ */
 import fp from 'fastify-plugin';
 import { WalletClient } from '../../wallet-client/client.js';
 import type { AppOptions } from './options.js';
@@ -20,6 +23,7 @@ export default fp<AppOptions>(
       deadlineMs: config.walletDeadlineMs,
       maxInFlight: config.walletMaxInFlight,
       isOverloaded: () => app.overloaded(),
+      tracer: app.tracer,
       onCall: (method, outcome, seconds) => {
         const key = `${method} ${outcome}`;
         let histogram = observed.get(key);
@@ -31,5 +35,5 @@ export default fp<AppOptions>(
     app.addHook('onClose', async () => wallet.close());
     app.decorate('wallet', wallet);
   },
-  { name: 'wallet', dependencies: ['metrics', 'under-pressure'] },
+  { name: 'wallet', dependencies: ['metrics', 'under-pressure', 'tracing'] },
 );
