@@ -1,7 +1,8 @@
 /**
  * phia-admin voids list|retry against real Redis and a real wallet: a void queued by the gateway's own
  * outbox code shows with its age, attempts and next attempt; retry makes it due now; once the wallet
- * confirms it, it leaves the outbox with its enqueue time. Exit codes for people and scripts.
+ * confirms it, it leaves the outbox with its enqueue time. The same through a Redis Cluster and a
+ * Sentinel set. Exit codes for people and scripts.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { voidOutboxKeys } from '@phia/proto';
 import { Redis } from 'ioredis';
 import t from 'tap';
+import { topologyClients } from '../gateway/src/test-helpers/redis-topologies.js';
 import { RedisVoidBackend, type VoidJob } from '../gateway/src/voids/backends.js';
 import { startWalletServer } from '../wallet-service/src/wallet.js';
 import { freePort } from './chaos/processes.js';
@@ -106,4 +108,26 @@ t.test('voids: exit 2 without REDIS_URL, exit 3 when Redis is out of reach', asy
   const down = admin(['voids', 'list'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
   t.equal(down.code, 3);
   t.match(down.err, /^redis redis:\/\/127\.0\.0\.1:\d+: /);
+  const cluster = admin(['voids', 'list'], { REDIS_URL: `redis+cluster://127.0.0.1:${await freePort()}` });
+  t.equal(cluster.code, 3, 'a Cluster out of reach too');
+  t.equal(admin(['voids', 'list'], { REDIS_URL: 'redis+cluster://nohost' }).code, 2, 'a malformed REDIS_URL');
+});
+
+t.test('voids list and retry through a Redis Cluster and a Sentinel set, as the gateways see them', async (t) => {
+  const topologies = await topologyClients(t);
+  for (const [name, client, url] of topologies) {
+    // The gateway's own outbox code writes the void (in a Cluster, under its hash-tagged prefix).
+    const outbox = new RedisVoidBackend(client, prefix);
+    const clusterJob: VoidJob = { ...job, tx_id: `v-${name}` };
+    await outbox.add(clusterJob, Date.now() + 3_600_000);
+    const env = { REDIS_URL: url };
+    const listed = admin(['voids', 'list', '--prefix', prefix, '--json'], env);
+    t.equal(listed.code, 0, `${name}: ${listed.err}`);
+    t.match(JSON.parse(listed.out), [{ kind: 'bet', tx_id: `v-${name}`, attempts: 0 }], `${name}: listed`);
+    const retried = admin(['voids', 'retry', 'bet', `v-${name}`, '--prefix', prefix, '--json'], env);
+    t.equal(retried.code, 0, `${name}: ${retried.err}`);
+    const [due] = await outbox.claimDue(Date.now(), 10, 30_000);
+    t.same(due?.job, clusterJob, `${name}: the retried void is due for the gateways`);
+    await outbox.done(clusterJob, 'drop');
+  }
 });

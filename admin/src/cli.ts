@@ -51,8 +51,7 @@ const COMMANDS: Record<string, Command> = {
     const [kind, txId] = want(args, 2, '<kind> <tx_id>');
     const request = { kind, tx_id: txId };
     const transaction = await link().wallet('GetTransaction', request);
-    const { entries } = (await link().admin('ListEntries', request)) as { entries?: Array<Record<string, unknown>> };
-    const list = entries ?? [];
+    const list = (await link().admin('ListEntries', request)).entries;
     print(
       io,
       json,
@@ -75,10 +74,10 @@ const COMMANDS: Record<string, Command> = {
   },
   async 'books check'(args, json, io, link) {
     want(args, 0, 'no arguments');
-    const books = (await link().admin('CheckBooks', {})) as Record<string, Array<Record<string, unknown>> | undefined>;
-    const unbalanced = books.unbalanced_currencies ?? [];
-    const drifted = books.drifted_accounts ?? [];
-    const negative = books.negative_accounts ?? [];
+    const books = await link().admin('CheckBooks', {});
+    const unbalanced = books.unbalanced_currencies;
+    const drifted = books.drifted_accounts;
+    const negative = books.negative_accounts;
     const balanced = unbalanced.length + drifted.length + negative.length === 0;
     const human = balanced
       ? 'the books balance: every currency sums to zero, every balance is its entries, none is negative'
@@ -97,7 +96,7 @@ const COMMANDS: Record<string, Command> = {
   },
   async 'voids list'(args, json, io, _link, prefix) {
     want(args, 0, 'no arguments');
-    const voids = await withRedis(io.env, (redis) => listVoids(redis, prefix));
+    const voids = await withRedis(io.env, prefix, (redis, keyPrefix) => listVoids(redis, keyPrefix));
     const rows = voids.map((v) => ({ ...v, age: duration(v.age_seconds), next_attempt: v.next_attempt_at }));
     const human = `${voids.length} pending void${voids.length === 1 ? '' : 's'}\n${table(rows, [
       'kind',
@@ -113,7 +112,7 @@ const COMMANDS: Record<string, Command> = {
   async 'voids retry'(args, json, io, _link, prefix) {
     if (args.length !== 0 && args.length !== 2) throw new UsageError('expected nothing or <kind> <tx_id>');
     const only = args.length === 2 ? { kind: args[0] as string, tx_id: args[1] as string } : undefined;
-    const retried = await withRedis(io.env, (redis) => retryVoids(redis, prefix, only));
+    const retried = await withRedis(io.env, prefix, (redis, keyPrefix) => retryVoids(redis, keyPrefix, only));
     if (only !== undefined && retried.length === 0) {
       io.err(`no pending void of ${only.kind} ${only.tx_id}`);
       return 1;

@@ -1,10 +1,10 @@
 /**
- * `phia-admin voids list|retry`: the gateways' void outbox in Redis (REDIS_URL, key prefix --prefix,
- * default phia:), with each void's age (since it was queued), attempts and next attempt. `retry`
+ * `phia-admin voids list|retry`: the gateways' void outbox in Redis (REDIS_URL in any of the
+ * gateway's forms: one server, Sentinel or Cluster; key prefix --prefix, default phia:), with each void's age (since it was queued), attempts and next attempt. `retry`
  * makes voids due now: the gateways' retriers send them at their next poll (the wallet's Void is
  * idempotent, so one sent twice is harmless).
  */
-import { Redis } from 'ioredis';
+import { createRedisClient, keyPrefixFor, type RedisClient } from '@phia/gateway/redis';
 import { parseVoidMember, voidOutboxKeys, type VoidMember } from '@phia/proto';
 import { UnreachableError, UsageError } from './wallet.js';
 
@@ -16,32 +16,42 @@ export interface PendingVoid extends VoidMember {
   next_attempt_at: string;
 }
 
-/** Runs fn with a Redis client of REDIS_URL; a Redis out of reach is UnreachableError (exit 3). */
-export async function withRedis<T>(env: NodeJS.ProcessEnv, fn: (redis: Redis) => Promise<T>): Promise<T> {
+/**
+ * Runs fn with a client of REDIS_URL, made as the gateways make theirs, and the key prefix as they
+ * use it (in a Cluster, a hash tag); a Redis out of reach is UnreachableError (exit 3).
+ */
+export async function withRedis<T>(
+  env: NodeJS.ProcessEnv,
+  prefix: string,
+  fn: (redis: RedisClient, prefix: string) => Promise<T>,
+): Promise<T> {
   const url = env.REDIS_URL;
   if (url === undefined || url === '') throw new UsageError('the void outbox lives in Redis: set REDIS_URL');
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 3000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => {});
+  const shown = url.replace(/\/\/[^@/]*@/, '//***@');
+  let redis: RedisClient;
+  try {
+    redis = createRedisClient(url, {
+      commandTimeoutMs: 3000,
+      extra: { lazyConnect: true, connectTimeout: 3000, retryStrategy: () => null },
+    });
+  } catch (error) {
+    throw new UsageError(`REDIS_URL ${shown}: ${(error as Error).message}`);
+  }
   try {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw new UnreachableError(`redis ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${(error as Error).message}`);
+    throw new UnreachableError(`redis ${shown}: ${(error as Error).message}`);
   }
   try {
-    return await fn(redis);
+    return await fn(redis, keyPrefixFor(redis, prefix));
   } finally {
     redis.disconnect();
   }
 }
 
 /** Every void in the outbox, oldest first (by when it was queued). */
-export async function listVoids(redis: Redis, prefix: string, now = Date.now()): Promise<PendingVoid[]> {
+export async function listVoids(redis: RedisClient, prefix: string, now = Date.now()): Promise<PendingVoid[]> {
   const keys = voidOutboxKeys(prefix);
   const flat = await redis.zrange(keys.jobs, '0', '-1', 'WITHSCORES');
   const members = flat.filter((_, i) => i % 2 === 0);
@@ -68,7 +78,7 @@ export async function listVoids(redis: Redis, prefix: string, now = Date.now()):
 
 /** Makes the voids due now (all, or the one of kind and tx_id); returns those rescheduled. */
 export async function retryVoids(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   only?: { kind: string; tx_id: string },
   now = Date.now(),

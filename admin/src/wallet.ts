@@ -1,7 +1,15 @@
 /** The wallet's Wallet and Admin services for the CLI: WALLET_ADDR, and the link's TLS files. */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_LOADER_OPTIONS, readWalletTls, WALLET_ERROR_CODE_KEY, WALLET_PROTO_PATH } from '@phia/proto';
+import type { MethodDefinition } from '@grpc/proto-loader';
+import {
+  PROTO_LOADER_OPTIONS,
+  readWalletTls,
+  WALLET_ERROR_CODE_KEY,
+  WALLET_PROTO_PATH,
+  type AdminDefinition,
+  type WalletDefinition,
+} from '@phia/proto';
 
 export class UsageError extends Error {}
 
@@ -18,17 +26,23 @@ export class WalletDecline extends Error {
   }
 }
 
-type Reply = Record<string, unknown>;
+type RequestOf<D> = D extends MethodDefinition<infer Request, infer _R, infer _Q, infer _O> ? Request : never;
+type ReplyOf<D> = D extends MethodDefinition<infer _R, infer _Q, infer _O, infer Reply> ? Reply : never;
+/** One unary call of a service, typed by the types generated from wallet.proto. */
+export type Call<Service> = <M extends keyof Service & string>(
+  method: M,
+  request: RequestOf<Service[M]>,
+) => Promise<ReplyOf<Service[M]>>;
+
 type UnaryMethod = (
-  request: object,
+  request: unknown,
   options: grpc.CallOptions,
-  callback: (error: grpc.ServiceError | null, reply: Reply) => void,
+  callback: (error: grpc.ServiceError | null, reply: unknown) => void,
 ) => void;
-export type Call = (method: string, request: object) => Promise<Reply>;
 
 export interface WalletLink {
-  wallet: Call;
-  admin: Call;
+  wallet: Call<WalletDefinition>;
+  admin: Call<AdminDefinition>;
   close(): void;
 }
 
@@ -46,13 +60,13 @@ export function connectWallet(env: NodeJS.ProcessEnv, timeoutMs = 5000): WalletL
   };
   const clients = [new loaded.wallet.v1.Wallet(address, credentials), new loaded.wallet.v1.Admin(address, credentials)];
   const caller =
-    (client: grpc.Client): Call =>
-    (method, request) =>
+    (client: grpc.Client) =>
+    (method: string, request: unknown): Promise<never> =>
       new Promise((resolve, reject) => {
         const fn = (client as unknown as Record<string, UnaryMethod | undefined>)[method];
         if (typeof fn !== 'function') throw new Error(`no method ${method}`);
         fn.call(client, request, { deadline: Date.now() + timeoutMs }, (error, reply) => {
-          if (error === null) return resolve(reply);
+          if (error === null) return resolve(reply as never);
           const code = error.metadata?.get(WALLET_ERROR_CODE_KEY)[0]?.toString();
           if (code !== undefined) return reject(new WalletDecline(code, `${code}: ${error.details}`));
           if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) {

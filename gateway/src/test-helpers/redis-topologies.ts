@@ -131,19 +131,19 @@ const TOPOLOGIES = [
 ] as const;
 
 /**
- * A ready client of each topology, stopped with the test; none (and a comment saying why) where
- * redis-server is not installed.
+ * A ready client of each topology (with its name and REDIS_URL), stopped with the test; none (and a
+ * comment saying why) where redis-server is not installed.
  */
 export async function topologyClients(t: {
   teardown: (fn: () => unknown) => void;
   comment: (message: string) => void;
-}): Promise<[string, RedisClient][]> {
+}): Promise<[name: string, client: RedisClient, url: string][]> {
   const unavailable = await topologiesUnavailable();
   if (unavailable !== undefined) {
     t.comment(unavailable);
     return [];
   }
-  const clients: [string, RedisClient][] = [];
+  const clients: [string, RedisClient, string][] = [];
   for (const [name, start] of TOPOLOGIES) {
     const topology = await start();
     const client = createRedisClient(topology.url);
@@ -152,7 +152,7 @@ export async function topologyClients(t: {
       await topology.close();
     });
     await waitForRedis(client, 10_000);
-    clients.push([name, client]);
+    clients.push([name, client, topology.url]);
   }
   return clients;
 }

@@ -68,7 +68,7 @@ const backends: [string, RedisClient | undefined][] = [
   ['memory', undefined],
   ['redis', redis],
 ];
-backends.push(...(await topologyClients(t)));
+for (const [name, client] of await topologyClients(t)) backends.push([name, client]);
 
 for (const [backend, client] of backends) {
   t.test(`${backend}: retries with backoff until the wallet confirms`, async (t) => {
