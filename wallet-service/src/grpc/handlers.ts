@@ -7,17 +7,20 @@ import {
   recordErrorCode,
   SPAN_KIND,
   TRACE_ATTR,
+  type AdminHandlers,
   type ErrorCode,
   type PhiaTracer,
   type TraceAttributes,
   type TraceSpan,
+  type WalletHandlers,
 } from '@phia/proto';
 import type { Logger } from 'pino';
 import type { CallContext, Ledger } from '../ledger/ledger.js';
 import type { WalletMetrics } from '../metrics.js';
 import { toGrpcError } from './status.js';
 
-type Handler = (request: never, ctx: CallContext) => Promise<unknown>;
+/** A ledger method behind one gRPC method: the generated request and reply types of that method. */
+type Handler<Request, Reply> = (request: Request, ctx: CallContext) => Promise<Reply>;
 
 export interface HandlerDeps {
   logger: Logger;
@@ -110,11 +113,11 @@ function endSpan(span: TraceSpan, code: string): void {
  * Wraps ledger methods as grpc-js unary handlers: deadline in, answer or mapped error out, one
  * metric, one span when tracing is on, and (for failures) one log line per call.
  */
-function unary(
+function unary<Request, Reply>(
   method: string,
-  handler: Handler,
+  handler: Handler<Request, Reply>,
   deps: HandlerDeps & { service: string },
-): grpc.handleUnaryCall<unknown, unknown> {
+): grpc.handleUnaryCall<Request, Reply> {
   const tracer = deps.tracer ?? NOOP_TRACER;
   // Label children bound once: prom-client otherwise hashes the label object on every call.
   const seconds = deps.metrics.callSeconds.labels(method);
@@ -150,11 +153,11 @@ function unary(
       return;
     }
     // The ledger's SQL spans find the call's span as the active one.
-    const run = () => handler(call.request as never, { deadline });
+    const run = () => handler(call.request, { deadline });
     (span === undefined ? run() : tracer.withSpan(span, run)).then(
       (reply) => {
         finish('OK');
-        callback(null, reply ?? {});
+        callback(null, reply);
       },
       (error: unknown) => {
         const mapped = toGrpcError(error);
@@ -169,7 +172,7 @@ function unary(
   };
 }
 
-export function walletHandlers(ledger: Ledger, given: HandlerDeps): grpc.UntypedServiceImplementation {
+export function walletHandlers(ledger: Ledger, given: HandlerDeps): WalletHandlers {
   const deps = { ...given, service: 'wallet.v1.Wallet' };
   return {
     GetBalance: unary('GetBalance', (req, ctx) => ledger.getBalance(req, ctx), deps),
@@ -180,14 +183,21 @@ export function walletHandlers(ledger: Ledger, given: HandlerDeps): grpc.Untyped
     Deposit: unary('Deposit', (req, ctx) => ledger.deposit(req, ctx), deps),
     Withdraw: unary('Withdraw', (req, ctx) => ledger.withdraw(req, ctx), deps),
     OpenSession: unary('OpenSession', (req, ctx) => ledger.openSession(req, ctx), deps),
-    CloseSession: unary('CloseSession', async (req, ctx) => ledger.closeSession(req, ctx), deps),
+    CloseSession: unary(
+      'CloseSession',
+      async (req, ctx) => {
+        await ledger.closeSession(req, ctx);
+        return {};
+      },
+      deps,
+    ),
     SetAccountStatus: unary('SetAccountStatus', (req, ctx) => ledger.setAccountStatus(req, ctx), deps),
     GetTransaction: unary('GetTransaction', (req) => ledger.getTransaction(req), deps),
   };
 }
 
 /** The operators' reads (wallet.v1.Admin): none moves money. */
-export function adminHandlers(ledger: Ledger, given: HandlerDeps): grpc.UntypedServiceImplementation {
+export function adminHandlers(ledger: Ledger, given: HandlerDeps): AdminHandlers {
   const deps = { ...given, service: 'wallet.v1.Admin' };
   return {
     GetAccount: unary('GetAccount', (req) => ledger.getAccount(req), deps),
