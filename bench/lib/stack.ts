@@ -17,7 +17,7 @@ import { freePort, onCleanup, spawnNode, spawnProcess, waitUntil, type Child } f
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 /** The V8 flags the gateway runs with in production (scripts/start.js GATEWAY_NODE_ARGS, gateway/Dockerfile NODE_OPTIONS). */
-export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=4'];
+export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=16'];
 const WALLET_ENTRY = join(ROOT, 'wallet-service', 'dist', 'server.js');
 const GATEWAY_ENTRY = join(ROOT, 'gateway', 'dist', 'server.js');
 
