@@ -126,7 +126,6 @@ async function measure(variant: number, round: number): Promise<Record<Kind, num
     gatewayWrapper: [
       'valgrind',
       '--tool=callgrind',
-      '--instr-atstart=no',
       '--smc-check=all-non-file',
       `--callgrind-out-file=${join(outDir, 'callgrind.out.%p')}`,
     ],
@@ -137,12 +136,6 @@ async function measure(variant: number, round: number): Promise<Record<Kind, num
     const players = await seedPlayers(stack.wallet, `ins${variant}${round}`, 64);
     const warm = batches(players, `w${variant}${round}`, WARMUP);
     for (const kind of ['bet', 'replay', 'balance'] as const) await send(stack, warm[kind]);
-    // Turning counting on makes valgrind translate all code again: seconds in which Redis calls time
-    // out. A priming batch takes that pause (its answers are not checked), then the loop settles.
-    callgrindControl(stack.gateway.pid, '-i', 'on');
-    const prime = batches(players, `p${variant}${round}`, 40);
-    for (const kind of ['bet', 'replay', 'balance'] as const) await send(stack, prime[kind], true);
-    await new Promise((resolve) => setTimeout(resolve, 3000));
     // The least of BATCHES batches: a batch that met a JIT compilation or a full GC counts more.
     const result = { bet: Infinity, replay: Infinity, balance: Infinity } as Record<Kind, number>;
     for (let batch = 0; batch < BATCHES; batch++) {
