@@ -19,7 +19,7 @@ import Fastify, {
 import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { GatewayConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger, LOG_FLUSH_INTERVAL_MS } from './logger.js';
 import { decorateRouteConfig } from './route-config.js';
 import helmet from './plugins/external/helmet.js';
 import underPressure from './plugins/external/under-pressure.js';
@@ -115,8 +115,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify(
     serverOptions(options.config, given ?? (own as FastifyBaseLogger)),
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
-  // Runs last on close (hooks run in reverse): what the logger buffered goes out.
-  if (own !== undefined) app.addHook('onClose', async () => own.flush());
+  if (own !== undefined) {
+    // A quiet gateway's lines would wait in the buffer until it fills.
+    const flusher = setInterval(() => own.flush(), LOG_FLUSH_INTERVAL_MS).unref();
+    // Runs last on close (hooks run in reverse): what the logger buffered goes out.
+    app.addHook('onClose', async () => {
+      clearInterval(flusher);
+      own.flush();
+    });
+  }
   await app.register(fp(gatewayApp), appOptions);
   return app;
 }
