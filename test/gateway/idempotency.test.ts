@@ -141,7 +141,8 @@ t.test('Redis stopped mid-run: no money moves, copies agree, the gateway stays u
   const target = new URL(REDIS_URL);
   const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
   t.teardown(() => proxy.close());
-  const app = await stack.newApp({}, { REDIS_URL: proxy.url('redis') });
+  // The same database as the test's own client (TEST_REDIS_URL may name one).
+  const app = await stack.newApp({}, { REDIS_URL: `${proxy.url('redis')}${target.pathname}` });
   await waitForAppRedis(app);
   const user = uid('redisdown');
   await stack.fund(user, 'USD', '20');

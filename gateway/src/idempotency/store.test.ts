@@ -26,7 +26,7 @@ t.teardown(async () => {
 async function proxiedStore(t: { teardown: (fn: () => unknown) => void }) {
   const url = new URL(REDIS_URL);
   const proxy = await startTcpProxy(url.hostname, Number(url.port || 6379));
-  const client = createRedisClient(proxy.url('redis'));
+  const client = createRedisClient(`${proxy.url('redis')}${url.pathname}`); // TEST_REDIS_URL's database too
   t.teardown(async () => {
     client.disconnect();
     await proxy.close();
