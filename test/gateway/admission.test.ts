@@ -4,7 +4,8 @@
  * (rule 5); a request whose deadline (counted from its arrival) is already gone is answered 504
  * without a wallet call, and voided too. Past ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT requests in
  * progress, new ones are refused before any store or wallet work: a balance 503, a money request by
- * closing its connection unanswered.
+ * closing its connection unanswered; the same while the event loop is slowed past
+ * GATEWAY_MAX_EVENT_LOOP_DELAY_MS.
  */
 import t from 'tap';
 import { Agent, request as httpRequest } from 'node:http';
@@ -13,7 +14,7 @@ import { ADMISSION_FACTOR, CONNECTIONS_FACTOR } from '../../gateway/src/plugins/
 import { signBody } from '../../gateway/src/auth/signature.js';
 import { startGateway } from '../../gateway/src/server.js';
 import { PhiaProcessor } from '../../gateway/src/phia/processor.js';
-import { expectError, json, quietLogger, TEST_KEY, uid } from '../../gateway/src/test-helpers/index.js';
+import { expectError, json, post, quietLogger, TEST_KEY, uid } from '../../gateway/src/test-helpers/index.js';
 import { moneyBody, startStack, until, holdAccount } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({
@@ -254,4 +255,33 @@ t.test('past CONNECTIONS_FACTOR x WALLET_MAX_IN_FLIGHT open connections, a new o
     ),
     'answered once one closed',
   );
+});
+
+t.test('an event loop slowed for two windows in a row: new requests refused; then served again', async (t) => {
+  const app = await stack.newApp({}, { GATEWAY_MAX_EVENT_LOOP_DELAY_MS: '15' });
+  const user = uid('loop');
+  await stack.fund(user, 'USD', '50');
+  const balance = () => post(app, '/phia/balance', { user_id: user, currency: 'USD' });
+  t.equal((await balance()).statusCode, 200, 'served while the loop is idle');
+  t.equal(app.overloaded(), false);
+
+  // Busy slices of 40 ms, yielding between them: every timer of the loop runs about 40 ms late,
+  // but the loop still turns (a loop blocked outright takes no samples, and sheds nothing).
+  let busy = true;
+  const slices = (async () => {
+    while (busy) {
+      const end = Date.now() + 40;
+      while (Date.now() < end);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  })();
+  const loaded = await until(() => app.overloaded(), 5000);
+  const refused = loaded ? await balance() : undefined;
+  busy = false;
+  await slices;
+  t.ok(loaded, 'overloaded after two slow windows');
+  t.equal(refused?.statusCode, 503, 'a balance is refused before any wallet call');
+  t.match(refused?.json(), { code: 'WALLET_UNAVAILABLE' });
+  t.ok(await until(() => !app.overloaded(), 5000), 'no longer overloaded once the loop is quick again');
+  t.equal((await balance()).statusCode, 200, 'served again');
 });
