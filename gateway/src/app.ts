@@ -117,7 +117,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
   if (own !== undefined) {
     // A quiet gateway's lines would wait in the buffer until it fills.
-    const flusher = setInterval(() => own.flush(), LOG_FLUSH_INTERVAL_MS).unref();
+    const flusher = setInterval(() => {
+      try {
+        own.flush();
+      } catch {
+        // stdout is gone (its reader closed the pipe): nothing can be written any more.
+      }
+    }, LOG_FLUSH_INTERVAL_MS).unref();
     // Runs last on close (hooks run in reverse): what the logger buffered goes out.
     app.addHook('onClose', async () => {
       clearInterval(flusher);
