@@ -577,7 +577,7 @@ async function fastifyBaseline(players: Player[], key: string): Promise<Baseline
   await child.stop(3000);
   const result = baselineOf(
     'fastify',
-    'bare Fastify POST route, @fastify/helmet + @fastify/under-pressure, default JSON parser, no logging, fixed JSON answer; same bet-sized signed body (not verified); own process',
+    "bare Fastify POST route, the gateway's helmet plugin (headers computed once) + @fastify/under-pressure (sampling only), default JSON parser, no logging, fixed JSON answer; same bet-sized signed body (not verified); own process",
     load,
     cpuUs,
   );

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import Fastify from 'fastify';
-import helmet from '@fastify/helmet';
+import helmet from '../../gateway/src/plugins/external/helmet.js';
 import underPressure from '@fastify/under-pressure';
 
 const PROTO = fileURLToPath(new URL('./echo.proto', import.meta.url));
@@ -71,12 +71,8 @@ async function front(grpcPort: string): Promise<void> {
     ): void;
   };
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
-  await app.register(helmet, { global: true });
-  await app.register(underPressure, {
-    maxEventLoopDelay: 1000,
-    exposeStatusRoute: false,
-    pressureHandler: () => undefined,
-  });
+  await app.register(helmet);
+  await app.register(underPressure, { sampleInterval: 100, exposeStatusRoute: false });
   app.post('/echo', (request, reply) => {
     const body = request.body as EchoRequest;
     const metadata = new grpc.Metadata();
