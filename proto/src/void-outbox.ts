@@ -25,23 +25,29 @@ export interface VoidMember {
   error_code: ErrorCode;
   fingerprint: string;
   attempt_id: string;
-  /** A refusal's void (its tombstone claims no answer for the key): a sixth field, absent otherwise. */
+  /** A refusal's void (its tombstone claims no answer for the key): a sixth field, 'refusal'. */
   refusal?: true;
+  /** The void's horizon (wallet.proto `unanswered_after_ms`): a sixth field, a number, absent when 0. */
+  unanswered_after_ms?: number;
 }
 
 export function voidMember(job: VoidMember): string {
-  const { kind, tx_id, error_code, fingerprint, attempt_id, refusal } = job;
-  return JSON.stringify([kind, tx_id, error_code, fingerprint, attempt_id, ...(refusal ? ['refusal'] : [])]);
+  const { kind, tx_id, error_code, fingerprint, attempt_id, refusal, unanswered_after_ms: horizon } = job;
+  const sixth = refusal ? ['refusal'] : horizon ? [horizon] : [];
+  return JSON.stringify([kind, tx_id, error_code, fingerprint, attempt_id, ...sixth]);
 }
 
 /** The job a member names, or undefined when it was not written by voidMember. */
 export function parseVoidMember(text: string): VoidMember | undefined {
   try {
-    const [kind, tx_id, error_code, fingerprint, attempt_id, refusal] = JSON.parse(text) as unknown[];
+    const [kind, tx_id, error_code, fingerprint, attempt_id, sixth] = JSON.parse(text) as unknown[];
     if (typeof kind === 'string' && typeof tx_id === 'string' && isErrorCode(error_code)) {
       const optional = (value: unknown) => (typeof value === 'string' ? value : '');
       const job = { kind, tx_id, error_code, fingerprint: optional(fingerprint), attempt_id: optional(attempt_id) };
-      return refusal === 'refusal' ? { ...job, refusal: true } : job;
+      if (sixth === 'refusal') return { ...job, refusal: true };
+      return Number.isSafeInteger(sixth) && (sixth as number) > 0
+        ? { ...job, unanswered_after_ms: sixth as number }
+        : job;
     }
   } catch {
     // not JSON

@@ -1,12 +1,12 @@
 -- Void: makes sure (kind, tx_id) never takes effect. Reverses it if applied (by the attempt this void
--- speaks for), tombstones it if never seen; idempotent. p_error_code is what the caller answered: a
--- later duplicate replays it. p_fingerprint names the request's content; p_refused names content a
--- refusal refused without claiming the key for it.
--- Its result gained out_error: a changed result type cannot be replaced in place.
-DROP FUNCTION IF EXISTS wallet_void(text, text, text, text, text, text, integer, bigint);
+-- speaks for, or by another one whose answer never left: committed after p_unanswered_after_ms), and
+-- tombstones it if never seen; idempotent. p_error_code is what the caller answered: a later duplicate
+-- replays it. p_fingerprint names the request's content; p_refused names content a refusal refused
+-- without claiming the key for it.
+-- p_unanswered_after_ms is new: an overload, so a wallet of the previous version keeps its own.
 CREATE OR REPLACE FUNCTION wallet_void(
   p_kind text, p_tx_id text, p_error_code text, p_fingerprint text, p_refused text, p_attempt_id text,
-  p_default_timeout_ms integer, p_commit_by_ms bigint,
+  p_unanswered_after_ms bigint, p_default_timeout_ms integer, p_commit_by_ms bigint,
   OUT out_outcome text, OUT out_currency text, OUT out_balance text, OUT out_error text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -45,9 +45,11 @@ BEGIN
     END IF;
     out_outcome := 'already_voided';
   ELSIF target.status = 'applied' AND p_attempt_id IS NOT NULL AND target.attempt_id IS NOT NULL
-        AND target.attempt_id <> p_attempt_id THEN
-    -- Applied by another attempt: a duplicate that got its own answer (200). Undoing it would break
-    -- that answer; the attempt this void speaks for never applied anything.
+        AND target.attempt_id <> p_attempt_id
+        AND (p_unanswered_after_ms IS NULL
+             OR target.created_at <= to_timestamp(p_unanswered_after_ms / 1000.0)) THEN
+    -- Applied by another attempt that may have been answered 200: undoing it would break that answer;
+    -- the attempt this void speaks for never applied anything. Past the horizon, no 200 left for it.
     out_outcome := 'kept';
   ELSIF target.status = 'tombstone' THEN
     -- A refund's tombstone of a bet never seen, and the bet itself was answered with an error: that

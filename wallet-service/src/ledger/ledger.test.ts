@@ -521,6 +521,42 @@ t.test('a void naming its attempt undoes only what that attempt applied', async 
   t.equal(await balanceOf(user), '100.00');
 });
 
+t.test("a void with a horizon undoes another attempt's application committed after it", async (t) => {
+  const user = await fundedPlayer();
+  // Attempt h-1 applied it and its gateway died before storing the 200; a copy (h-2) that found the
+  // key free in the store was answered with an error: no 200 of this key left after the horizon.
+  const bet = game(user, { attempt_id: 'h-1' });
+  await ledger.bet(bet);
+  const { rows } = await db.query<{ ms: string }>(
+    `SELECT floor(extract(epoch FROM created_at) * 1000)::bigint::text AS ms FROM transactions WHERE tx_id = $1`,
+    [bet.tx_id],
+  );
+  const committedMs = BigInt(rows[0]!.ms);
+  const before = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: bet.tx_id,
+    attempt_id: 'h-2',
+    unanswered_after_ms: String(committedMs + 1000n),
+  });
+  t.equal(before.outcome, 'kept', 'committed before the horizon: its 200 may have left and expired');
+  t.equal(await balanceOf(user), '90.00');
+  const after = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: bet.tx_id,
+    error_code: 'WALLET_UNAVAILABLE',
+    attempt_id: 'h-2',
+    unanswered_after_ms: String(committedMs - 1000n),
+  });
+  t.same([after.outcome, after.error_code], ['reversed', 'WALLET_UNAVAILABLE'], 'committed after it: undone');
+  t.equal(await balanceOf(user), '100.00', 'the money is back');
+  t.equal(await outcomeCode(ledger.bet({ ...bet, attempt_id: 'h-3' })), 'WALLET_UNAVAILABLE', 'copies get the error');
+  await t.rejects(
+    ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, unanswered_after_ms: '-5' }),
+    { code: 'INVALID_REQUEST', detail: /unanswered_after_ms/ },
+    'a horizon that is not epoch ms is refused',
+  );
+});
+
 t.test('the books balance after all of the above', async (t) => {
   const report = await ledger.checkBooks();
   t.same(report, { unbalancedCurrencies: [], driftedAccounts: [], negativeAccounts: [] });

@@ -1,5 +1,5 @@
 /** Void: undoes what a request applied, or makes sure it never applies (sql/functions/40_void.sql). */
-import { formatAmount, isErrorCode, type ErrorCode, type LedgerKind } from '@phia/proto';
+import { formatAmount, isErrorCode, PhiaError, type ErrorCode, type LedgerKind } from '@phia/proto';
 import { field, ledgerKind, unitsFromSql, type CallContext, type LedgerCore } from './core.js';
 
 export type VoidOutcome =
@@ -26,12 +26,14 @@ export interface VoidInput {
   attempt_id?: string;
   /** A refusal names the content it refused without claiming the key for it. */
   refusal?: boolean;
+  /** Epoch ms: another attempt's application committed after it was never answered, and is undone. */
+  unanswered_after_ms?: string | number;
 }
 
 const VOID_STATEMENT = {
   name: 'phia_wallet_void',
   text: `SELECT out_outcome, out_currency, out_balance, out_error
-    FROM wallet_void($1, $2, $3, $4, $5, $6, $7::integer, $8::bigint)`,
+    FROM wallet_void($1, $2, $3, $4, $5, $6, $7::bigint, $8::integer, $9::bigint)`,
 };
 
 /**
@@ -45,6 +47,7 @@ export async function voidTransaction(core: LedgerCore, input: VoidInput, ctx: C
   const attemptId = field(input, 'attempt_id', false);
   const kind = ledgerKind(input.kind);
   const txId = field(input, 'tx_id', true);
+  const horizon = unansweredAfter(input.unanswered_after_ms);
   const errorCode: ErrorCode = isErrorCode(input.error_code) ? (input.error_code as ErrorCode) : 'WALLET_TIMEOUT';
 
   const outcome = await core.callFunction<{
@@ -59,6 +62,7 @@ export async function voidTransaction(core: LedgerCore, input: VoidInput, ctx: C
     fingerprint,
     refused,
     attemptId || null,
+    horizon,
     timeoutMs,
     commitBy,
   ]);
@@ -71,4 +75,11 @@ export async function voidTransaction(core: LedgerCore, input: VoidInput, ctx: C
     balance: outcome.out_balance === null ? '' : formatAmount(unitsFromSql(outcome.out_balance, decimals), decimals),
     error_code: outcome.out_error ?? '',
   };
+}
+
+/** The horizon as SQL takes it: null when absent or 0 (every other attempt's application is kept). */
+function unansweredAfter(value: string | number | undefined): string | null {
+  const text = String(value ?? '0');
+  if (!/^\d{1,16}$/.test(text)) throw new PhiaError('INVALID_REQUEST', 'unanswered_after_ms must be epoch ms');
+  return text === '0' ? null : text;
 }
