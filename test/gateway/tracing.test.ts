@@ -69,7 +69,7 @@ t.test('one bet: one trace from the PHIA request to the wallet and its SQL', asy
   t.equal(parentOf(begin), idOf(request), 'Redis begin under the request');
   t.equal(parentOf(complete), idOf(request), 'Redis complete under the request');
   t.match(begin?.attributes, { 'phia.outcome': 'acquired', 'db.system.name': 'redis' });
-  t.match(complete?.attributes, { 'phia.outcome': 'written' });
+  t.match(complete?.attributes, { 'phia.outcome': 'stored' });
 
   const [client] = named(spans, 'wallet.v1.Wallet/Bet', SpanKind.CLIENT);
   t.equal(parentOf(client), idOf(request), 'the gRPC call under the request');
@@ -137,7 +137,7 @@ t.test('a declined bet carries its error code on both sides of the call', async 
   t.match(client?.attributes, { 'phia.error_code': 'INSUFFICIENT_FUNDS' });
   t.match(server?.attributes, { 'phia.error_code': 'INSUFFICIENT_FUNDS', 'phia.tx_id': bet.tx_id });
   t.equal(parentOf(server), idOf(client));
-  t.match(named(spans, 'idempotency complete')[0]?.attributes, { 'phia.outcome': 'written' }, 'the decline is stored');
+  t.match(named(spans, 'idempotency complete')[0]?.attributes, { 'phia.outcome': 'stored' }, 'the decline is stored');
 });
 
 t.test('a request refused before the handler still gets its span', async (t) => {

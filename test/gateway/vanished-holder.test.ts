@@ -1,14 +1,14 @@
 /**
- * A gateway that dies between the wallet's commit and its `complete` leaves a bet applied, with its
- * answer nowhere but in the ledger. A copy that then cannot reach the wallet for its whole budget
- * answers an error, and rule 5 says that request must never take effect. Today the copy's void finds
- * the row applied by another attempt and leaves it (`kept`), so the bet stays applied after an error
- * answer. The 10-minute soak found it (a gateway kill, then a wallet kill). The scenario runs; its
- * last two assertions are marked todo until O1 and R2 of docs/idempotency.md change.
+ * Rule 5 when a holder vanishes: a gateway that dies between the wallet's commit and its `complete`
+ * leaves a bet applied whose 200 never left (a 200 leaves only once Redis holds it: C in
+ * docs/idempotency.md). A copy that then cannot reach the wallet for its whole budget answers an
+ * error, and its void undoes that application (the void's horizon), so the bet never takes effect.
+ * And C itself: a 200 whose `complete` misses Redis is settled as an error, and the bet undone.
  */
 import t from 'tap';
-import { uid } from '../../gateway/src/test-helpers/index.js';
-import { moneyBody, startStack, until } from '../helpers/gateway-stack.js';
+import { expectError, post, uid } from '../../gateway/src/test-helpers/index.js';
+import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
+import { holdAccount, moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_vanish', env: { WALLET_DEADLINE_MS: '300' } });
 t.teardown(() => stack.close());
@@ -36,8 +36,37 @@ t.test('a copy answered with an error after its holder vanished: the bet does no
   t.not(answer.statusCode, 200, 'the copy could not learn the outcome in time: an error answer');
   t.ok(await until(async () => (await stack.app.voids.pendingCount()) === 0, 15_000), 'its void is delivered');
   const row = await stack.admin.GetTransaction({ kind: 'bet', tx_id: bet.tx_id as string });
-  // Known to fail (todo): these two assertions are the fix's acceptance test.
-  const todo = "the void leaves another attempt's application (kept) although that attempt's answer never left";
-  t.not(row.status, 'applied', 'rule 5: a bet answered with an error does not stay applied', { todo });
-  t.equal(await stack.balance(user, 'USD'), '50.00', 'the money is back', { todo });
+  t.equal(row.status, 'voided', 'rule 5: a bet answered with an error does not stay applied');
+  t.equal(await stack.balance(user, 'USD'), '50.00', 'the money is back');
+  const copy = await stack.post('/phia/bet', bet);
+  t.same([copy.statusCode, copy.body], [answer.statusCode, answer.body], 'a later copy gets the error answered');
+});
+
+t.test('C: a 200 Redis cannot store does not leave; the bet is undone and its error replayed', async (t) => {
+  const target = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
+  t.teardown(() => proxy.close());
+  const app = await stack.newApp({}, { REDIS_URL: `${proxy.url('redis')}${target.pathname}` });
+  await waitForAppRedis(app);
+  const user = uid('c200');
+  await stack.fund(user, 'USD', '50');
+  const bet = moneyBody({ user_id: user, amount: '10.00' });
+
+  // The bet takes its key, then waits on the player's row while Redis stops answering.
+  const hold = await holdAccount(stack, user);
+  const pending = post(app, '/phia/bet', bet);
+  t.ok(await until(async () => (await stack.redis?.exists(`${stack.keyPrefix}lock:bet:${bet.tx_id}`)) === 1, 5000));
+  proxy.pause();
+  await hold.release();
+  const answer = await pending;
+  expectError(t, answer, 503, 'WALLET_UNAVAILABLE', 'unavailable');
+  t.equal(await stack.balance(user, 'USD'), '50.00', 'the bet was undone before its error left');
+  t.equal((await stack.admin.GetTransaction({ kind: 'bet', tx_id: bet.tx_id as string })).status, 'voided');
+
+  // The timed-out `complete` of the 200 runs once Redis resumes; the void's answer replaces it.
+  proxy.resume();
+  const answerKey = `${stack.keyPrefix}ans:bet:${bet.tx_id}`;
+  t.ok(await until(async () => JSON.parse((await stack.redis?.get(answerKey)) ?? '{}').s === 503, 5000), 'stored');
+  const copy = await stack.post('/phia/bet', bet);
+  t.same([copy.statusCode, copy.body], [503, answer.body], 'copies replay the error');
 });

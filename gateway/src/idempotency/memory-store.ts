@@ -4,7 +4,7 @@
  * ttl; a sweep (unref'd timer) and a size cap keep memory bounded.
  */
 import { randomUUID } from 'node:crypto';
-import type { AnswerRecord, BeginOptions, BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
+import type { AnswerRecord, BeginOptions, BeginResult, Completion, IdempotencyStore, StoredAnswer } from './store.js';
 
 interface Lock {
   token: string;
@@ -69,12 +69,23 @@ export class InProcessIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
+  /** Never misses, so C never replaces an answer here. */
+  async complete(
+    key: string,
+    token: string | undefined,
+    fingerprint: string,
+    answer: StoredAnswer,
+  ): Promise<Completion> {
     const lock = this.#locks.get(key);
-    if (lock !== undefined && lock.expiresAt > Date.now() && lock.token !== token) return false;
+    if (lock !== undefined && lock.expiresAt > Date.now() && lock.token !== token) return 'taken';
     if (lock !== undefined) await this.release(key, lock.token);
     this.put(key, { f: fingerprint, s: answer.status, b: answer.body });
-    return true;
+    return 'stored';
+  }
+
+  /** Its answers die with the process: a free key tells nothing of 200s answered before a restart. */
+  unansweredAfter(): number {
+    return 0;
   }
 
   /** Stores a record where the key has no answer (the void queue's pending answers too). */

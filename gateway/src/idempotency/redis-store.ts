@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keyPrefixFor, type RedisClient } from '../redis.js';
-import type { BeginOptions, BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
+import type { AnswerRecord, BeginOptions, BeginResult, Completion, IdempotencyStore, StoredAnswer } from './store.js';
 import { parseRecord, pollDelay } from './store.js';
 
 /** The Redis key of a key's answer. */
@@ -31,12 +31,18 @@ local sep = string.find(held, ':', 1, true)
 return {'locked', string.sub(held, sep + 1)}
 `;
 
-// KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs. Never overwrites an answer, and
-// leaves a key another request holds to that one (its call reads the same ledger row).
+// KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs, attempt ('' for none). Leaves a
+// key another request holds to that one (its call reads the same ledger row). Never overwrites an
+// answer, except a 200 of `attempt` (C: that 200 never left; its void's answer replaces it).
 const COMPLETE_LUA = `
 local held = redis.call('GET', KEYS[2])
 if held and string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
+if not redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX') and ARGV[4] ~= '' then
+  local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+  if ok and type(record) == 'table' and record.s == 200 and record.a == ARGV[4] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+end
 if held then redis.call('DEL', KEYS[2]) end
 return 1
 `;
@@ -51,7 +57,14 @@ return 1
 
 interface IdempotencyCommands {
   phiaIdemBegin(answerKey: string, lockKey: string, token: string, fp: string, ttl: number): Promise<string[]>;
-  phiaIdemComplete(answerKey: string, lockKey: string, token: string, answer: string, ttl: number): Promise<number>;
+  phiaIdemComplete(
+    answerKey: string,
+    lockKey: string,
+    token: string,
+    answer: string,
+    ttl: number,
+    attempt: string,
+  ): Promise<number>;
   phiaIdemRelease(lockKey: string, token: string): Promise<number>;
 }
 
@@ -71,6 +84,11 @@ const RETRY_PAUSE_MS = 50;
 /** O3: decided answers Redis missed, held until it answers; the oldest go first (the ledger has them). */
 const MAX_PENDING = 100_000;
 const FLUSH_INTERVAL_MS = 500;
+/** C: how far the gateway's clock and PostgreSQL's may disagree, taken off the horizon. */
+const CLOCK_SKEW_MS = 60_000;
+
+/** A `complete` to run: token ('' for none), the answer record, the attempt whose 200 it replaces. */
+type Pending = [token: string, record: string, replaces: string];
 
 export interface RedisIdempotencyStoreOptions {
   redis: RedisClient;
@@ -87,8 +105,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #prefix: string;
   readonly #ttlMs: number;
   readonly #onError: (error: Error, operation: string) => void;
-  /** O3: key → [token ('' for none), answer record], in the order they failed. */
-  readonly #pending = new Map<string, [string, string]>();
+  /** O3: what Redis missed, by key, in the order they failed. */
+  readonly #pending = new Map<string, Pending>();
   readonly #flusher: NodeJS.Timeout;
   #flushing: Promise<void> | undefined;
   readonly #onReady = () => void this.flush();
@@ -139,33 +157,52 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async complete(key: string, token: string | undefined, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
-    this.#pending.set(key, [token ?? '', JSON.stringify({ f: fingerprint, s: answer.status, b: answer.body })]);
+  async complete(
+    key: string,
+    token: string | undefined,
+    fingerprint: string,
+    answer: StoredAnswer,
+    attempt = '',
+  ): Promise<Completion> {
+    const ok = answer.status === 200;
+    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body, ...(ok ? { a: attempt } : {}) };
+    const entry: Pending = [token ?? '', JSON.stringify(record), ok ? '' : attempt];
+    if (ok) return this.#run(key, entry); // C: a 200 Redis missed does not leave, so it is never held
+    this.#pending.set(key, entry);
     while (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
     return this.#write(key);
+  }
+
+  unansweredAfter(arrivedAt: number): number {
+    return Math.max(0, arrivedAt - this.#ttlMs + CLOCK_SKEW_MS);
   }
 
   /** O3: writes every answer Redis missed, oldest first; stops at the first failure. Never throws. */
   async flush(): Promise<void> {
     if (this.#pending.size === 0 || this.#flushing !== undefined) return this.#flushing;
     this.#flushing = (async () => {
-      for (const key of [...this.#pending.keys()]) if (!(await this.#write(key)) && this.#pending.has(key)) break;
+      for (const key of [...this.#pending.keys()]) if ((await this.#write(key)) === 'missed') break;
     })().finally(() => (this.#flushing = undefined));
     return this.#flushing;
   }
 
   /** One try (the answer is on its way out: no retry delays it); what fails stays pending. */
-  async #write(key: string): Promise<boolean> {
+  async #write(key: string): Promise<Completion> {
     const entry = this.#pending.get(key);
-    if (entry === undefined) return false;
+    if (entry === undefined) return 'stored'; // written meanwhile by a flush
+    const done = await this.#run(key, entry);
+    if (done !== 'missed' && this.#pending.get(key) === entry) this.#pending.delete(key);
+    return done;
+  }
+
+  async #run(key: string, [token, record, replaces]: Pending): Promise<Completion> {
     const [answerKey, lockKey] = this.#keys(key);
     try {
-      const written = (await this.#redis.phiaIdemComplete(answerKey, lockKey, entry[0], entry[1], this.#ttlMs)) === 1;
-      if (this.#pending.get(key) === entry) this.#pending.delete(key);
-      return written;
+      const done = await this.#redis.phiaIdemComplete(answerKey, lockKey, token, record, this.#ttlMs, replaces);
+      return done === 1 ? 'stored' : 'taken';
     } catch (error) {
       this.#onError(error as Error, 'complete');
-      return false;
+      return 'missed';
     }
   }
 

@@ -58,7 +58,7 @@ for (const [name, make] of stores) {
     const first = await store.begin(key, 'fp1', opts());
     t.equal(first.kind, 'acquired');
     if (first.kind !== 'acquired') return;
-    t.ok(await store.complete(key, first.token, 'fp1', answer));
+    t.equal(await store.complete(key, first.token, 'fp1', answer), 'stored');
     const second = await store.begin(key, 'fp1', opts());
     t.same(second, { kind: 'replay', answer, waited: false });
     t.same(await store.begin(key, 'fp2', opts()), { kind: 'mismatch' }, 'same key, other content');
@@ -116,13 +116,14 @@ for (const [name, make] of stores) {
     const key = `bet:${name}-owner`;
     const first = await store.begin(key, 'fp', opts());
     if (first.kind !== 'acquired') return t.fail('not acquired');
-    t.notOk(await store.complete(key, 'f'.repeat(32), 'fp', answer), 'a stranger cannot complete');
+    t.equal(await store.complete(key, 'f'.repeat(32), 'fp', answer), 'taken', 'a stranger cannot complete');
     t.notOk(await store.release(key, 'f'.repeat(32)), 'a stranger cannot release');
     t.equal((await store.begin(key, 'fp', { waitUntil: 0, lockTtlMs: 2000 })).kind, 'in_progress', 'still locked');
     t.ok(await store.release(key, first.token), 'the owner releases');
     const next = await store.begin(key, 'fp', opts());
     t.equal(next.kind, 'acquired', 'free again, nothing stored');
-    if (next.kind === 'acquired') t.notOk(await store.complete(key, first.token, 'fp', answer), 'old token is dead');
+    if (next.kind === 'acquired')
+      t.equal(await store.complete(key, first.token, 'fp', answer), 'taken', 'old token is dead');
   });
 
   t.test(`${name}: a lock whose owner died expires`, async (t) => {
@@ -186,7 +187,7 @@ t.test('redis down: every operation says unreachable or false after 1 s of retri
   const started = Date.now();
   const begin = await store.begin('bet:down', 'fp', opts());
   t.equal(begin.kind, 'unreachable');
-  t.notOk(await store.complete('bet:down', 'x', 'fp', answer));
+  t.equal(await store.complete('bet:down', 'x', 'fp', answer), 'missed');
   t.notOk(await store.release('bet:down', 'x'));
   t.notOk(await store.ping());
   t.ok(Date.now() - started < 3000, `bounded: ${Date.now() - started} ms`);
@@ -199,15 +200,21 @@ t.test('redis: scripts are registered once per client', async (t) => {
   t.equal((await b.begin('bet:twice', 'fp', { waitUntil: 0, lockTtlMs: 100 })).kind, 'in_progress');
 });
 
+const decline = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
+
 t.test('redis, O3: a decided answer Redis missed is written once it answers, and copies replay it', async (t) => {
   const { proxy, client, store } = await proxiedStore(t);
   const owned = await store.begin('bet:o3-owner', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
   if (owned.kind !== 'acquired') return t.fail('not acquired');
 
   await proxy.stop();
-  t.notOk(await store.complete('bet:o3-owner', owned.token, 'fp', answer), 'the owner cannot write it now');
+  t.equal(await store.complete('bet:o3-owner', owned.token, 'fp', decline), 'missed', 'the owner cannot write it now');
   const tombstone = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
-  t.notOk(await store.complete('bet:o3-n1', undefined, 'fp', tombstone), 'nor an answer settled without Redis');
+  t.equal(
+    await store.complete('bet:o3-n1', undefined, 'fp', tombstone),
+    'missed',
+    'nor an answer settled without Redis',
+  );
   t.equal(await redis.exists(`${prefix}ans:bet:o3-owner`, `${prefix}ans:bet:o3-n1`), 0, 'both wait in memory');
 
   await proxy.start();
@@ -216,7 +223,7 @@ t.test('redis, O3: a decided answer Redis missed is written once it answers, and
   for (let i = 0; i < 40 && (await written()) < 2; i++) await sleep(50);
   t.equal(await written(), 2, 'written when the client reconnects');
   t.equal(await redis.exists(`${prefix}lock:bet:o3-owner`), 0, "the owner's lock is dropped with it");
-  t.same(await store.begin('bet:o3-owner', 'fp', opts()), { kind: 'replay', answer, waited: false });
+  t.same(await store.begin('bet:o3-owner', 'fp', opts()), { kind: 'replay', answer: decline, waited: false });
   // A copy through another client (another gateway) replays it too.
   const other = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
   t.same(await other.begin('bet:o3-n1', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
@@ -227,10 +234,10 @@ t.test('redis: an answer settled without the lock never replaces one, nor takes 
   const store = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
   const first = await store.begin('bet:nolock', 'fp', opts());
   if (first.kind !== 'acquired') return t.fail('not acquired');
-  t.notOk(await store.complete('bet:nolock', undefined, 'fp', answer), 'the key is held by a running request');
-  t.ok(await store.complete('bet:nolock', first.token, 'fp', answer));
+  t.equal(await store.complete('bet:nolock', undefined, 'fp', answer), 'taken', 'the key is held by a running request');
+  t.equal(await store.complete('bet:nolock', first.token, 'fp', answer), 'stored');
   const other = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
-  t.ok(await store.complete('bet:nolock', undefined, 'fp', other), 'free key: the script ran');
+  t.equal(await store.complete('bet:nolock', undefined, 'fp', other), 'stored', 'free key: the script ran');
   t.same(await store.begin('bet:nolock', 'fp', opts()), { kind: 'replay', answer, waited: false }, 'first answer kept');
 });
 
@@ -244,8 +251,60 @@ t.test('redis: a begin that timed out and ran late holds the lock for the token 
   for (let i = 0; i < 40 && (await redis.exists(lock)) === 0; i++) await sleep(25);
   t.equal(await redis.exists(lock), 1, 'a late try took the lock');
   const tombstone = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
-  t.ok(await store.complete('bet:late', begin.token, 'fp', tombstone), 'the answer settled without the store');
+  t.equal(
+    await store.complete('bet:late', begin.token, 'fp', tombstone),
+    'stored',
+    'the answer settled without the store',
+  );
   t.equal(await redis.exists(lock), 0, 'takes the lock away with it');
   const other = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
   t.same(await other.begin('bet:late', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
+});
+
+t.test('redis, C: a 200 Redis missed is not held; a late one yields to its own void', async (t) => {
+  const { proxy, client, store } = await proxiedStore(t);
+  const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  const missed = await store.begin('bet:c-missed', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
+  if (missed.kind !== 'acquired') return t.fail('not acquired');
+  await proxy.stop();
+  t.equal(await store.complete('bet:c-missed', missed.token, 'fp', answer, 'att-1'), 'missed');
+  await proxy.start();
+  await waitForRedis(client, 5000);
+  await store.flush();
+  t.equal(await redis.exists(`${prefix}ans:bet:c-missed`), 0, 'the 200 is never written later: it did not leave');
+
+  // A complete that timed out and ran late, after the attempt's void was answered: either order ends
+  // with the void's answer.
+  const late = await store.begin('bet:c-late', 'fp', opts());
+  if (late.kind !== 'acquired') return t.fail('not acquired');
+  proxy.pause();
+  const first = store.complete('bet:c-late', late.token, 'fp', answer, 'att-2');
+  t.equal(await first, 'missed', 'the 200 timed out');
+  const second = store.complete('bet:c-late', late.token, 'fp', unavailable, 'att-2');
+  t.equal(await second, 'missed', "the void's answer too; it waits in memory");
+  proxy.resume();
+  await waitForRedis(client, 5000);
+  for (let i = 0; i < 40 && (await store.begin('bet:c-late', 'fp', opts())).kind !== 'replay'; i++) await sleep(50);
+  t.same(await store.begin('bet:c-late', 'fp', opts()), { kind: 'replay', answer: unavailable, waited: false });
+
+  // Another attempt's 200 is never replaced, and a 200 never replaces anything.
+  const other = await store.begin('bet:c-other', 'fp', opts());
+  if (other.kind !== 'acquired') return t.fail('not acquired');
+  t.equal(await store.complete('bet:c-other', other.token, 'fp', answer, 'att-3'), 'stored');
+  t.equal(await store.complete('bet:c-other', undefined, 'fp', unavailable, 'att-4'), 'stored');
+  t.same(await store.begin('bet:c-other', 'fp', opts()), { kind: 'replay', answer, waited: false });
+  const errorFirst = await store.begin('bet:c-error', 'fp', opts());
+  if (errorFirst.kind !== 'acquired') return t.fail('not acquired');
+  t.equal(await store.complete('bet:c-error', errorFirst.token, 'fp', unavailable, 'att-5'), 'stored');
+  t.equal(await store.complete('bet:c-error', undefined, 'fp', answer, 'att-5'), 'stored');
+  t.same(await store.begin('bet:c-error', 'fp', opts()), { kind: 'replay', answer: unavailable, waited: false });
+});
+
+t.test('C: the horizon of a free key is the ttl back, less the clock skew; none in memory', async (t) => {
+  const store = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 3600 });
+  t.teardown(() => store.close());
+  t.equal(store.unansweredAfter(10_000_000), 10_000_000 - 3_600_000 + 60_000);
+  const memory = new InProcessIdempotencyStore({ ttlSeconds: 3600 });
+  t.teardown(() => memory.close());
+  t.equal(memory.unansweredAfter(), 0);
 });

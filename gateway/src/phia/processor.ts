@@ -127,35 +127,54 @@ export class PhiaProcessor {
         break;
     }
 
+    const attemptId = randomUUID();
     let answer: Answer;
-    let then: 'complete' | 'release' | 'keep';
+    let then: 'complete' | 'release' | 'keep' | 'done';
     try {
-      [answer, then] = await this.#withKey(request, ctx);
+      [answer, then] = await this.#withKey(request, key, begin.token, attemptId, ctx);
     } catch (error) {
       // Unexpected (the wallet calls never throw): free the key for the next copy.
       await this.#o.store.release(key, begin.token);
       throw error;
     }
     if (then === 'release') await this.#o.store.release(key, begin.token);
-    if (then === 'complete' && !(await this.#o.store.complete(key, begin.token, fingerprint, answer))) {
-      metrics?.storeBypass.inc({ operation: 'complete' }); // the lock expires, the ledger answers copies (R2, R3)
-    }
+    // A decline or a settled answer Redis missed waits in memory (O3); the ledger answers copies meanwhile.
+    if (then === 'complete') await this.#complete(key, begin.token, request, answer, attemptId);
     return answer;
   }
 
-  /** The key is ours: the wallet call, S when it fails undecided, and what becomes of the key. */
-  async #withKey(request: MoneyRequest, ctx: RequestContext): Promise<[Answer, 'complete' | 'release' | 'keep']> {
-    const attemptId = randomUUID();
+  /** The key is ours: the wallet call, C for a 200, S when it fails undecided, what becomes of the key. */
+  async #withKey(
+    request: MoneyRequest,
+    key: string,
+    token: string,
+    attemptId: string,
+    ctx: RequestContext,
+  ): Promise<[Answer, 'complete' | 'release' | 'keep' | 'done']> {
     const first = await this.#callWallet(request, attemptId, ctx);
-    const firstClass = first.code === 'ok' ? 'decided' : answerClass(first.code);
-    if (firstClass === 'decided') return [first, 'complete']; // R1-R3
-    if (firstClass === 'request') return [first, 'release']; // R9: the answer of this request only
-    const settled = await this.#settle(request, first.code as ErrorCode, attemptId, true, ctx); // S
+    let code: ErrorCode;
+    if (first.code === 'ok') {
+      // C: the 200 leaves only once Redis holds it; one it missed is settled as an undecided failure.
+      if ((await this.#complete(key, token, request, first, attemptId)) !== 'missed') return [first, 'done'];
+      code = 'WALLET_UNAVAILABLE';
+    } else if (answerClass(first.code) === 'decided') {
+      return [first, 'complete']; // R1-R3: a decline
+    } else if (answerClass(first.code) === 'request') {
+      return [first, 'release']; // R9: the answer of this request only
+    } else code = first.code as ErrorCode;
+    const settled = await this.#settle(request, code, attemptId, true, ctx); // S
     if (settled !== undefined) return [settled, settled.code === 'IDEMPOTENCY_MISMATCH' ? 'release' : 'complete'];
-    const where = await this.#queueVoid(request, first.code as ErrorCode, attemptId, ctx); // S → O1
+    const where = await this.#queueVoid(request, code, attemptId, ctx); // S → O1
     // O3: the lock holds copies off until the void moves to Redis with its answer (the in-process
     // store keeps that answer already).
-    return [first, where === 'memory' && this.#o.store.name !== 'memory' ? 'keep' : 'release'];
+    return [errorToAnswer(code), where === 'memory' && this.#o.store.name !== 'memory' ? 'keep' : 'release'];
+  }
+
+  /** Stores a decided answer (C, O3); `attempt` names a 200, or the 200 an error replaces. */
+  async #complete(key: string, token: string, request: MoneyRequest, answer: Answer, attempt: string) {
+    const done = await this.#o.store.complete(key, token, request.fingerprint, answer, attempt);
+    if (done === 'missed') this.#o.metrics?.storeBypass.inc({ operation: 'complete' });
+    return done;
   }
 
   /**
@@ -197,15 +216,18 @@ export class PhiaProcessor {
   ): Promise<Answer | undefined> {
     const { kind, body, fingerprint } = request;
     const until = request.arrivedAt + SETTLE_BUDGET_MS;
+    const job = { kind, tx_id: body.tx_id, error_code: code, fingerprint, attempt_id: attemptId };
+    // C: with the key taken in the store, another attempt's application after the horizon is undone.
+    const horizon = withStore ? this.#o.store.unansweredAfter(request.arrivedAt) : 0;
     const deadline = () => Math.min(this.#o.wallet.deadlineMs, until - Date.now());
     let outcome: string | undefined;
     while (until - Date.now() > 0) {
       try {
         outcome ??= (
-          await this.#o.wallet.void(
-            { kind, tx_id: body.tx_id, error_code: code, fingerprint, attempt_id: attemptId },
-            { requestId: ctx.requestId, deadlineMs: deadline() },
-          )
+          await this.#o.wallet.void(horizon > 0 ? { ...job, unanswered_after_ms: horizon } : job, {
+            requestId: ctx.requestId,
+            deadlineMs: deadline(),
+          })
         ).outcome;
         if (outcome === 'not_matching') return errorToAnswer('IDEMPOTENCY_MISMATCH'); // N4
         // N3: another attempt's outcome, final only if no void of that attempt waits in an outbox
@@ -259,7 +281,11 @@ export class PhiaProcessor {
   ): Promise<'durable' | 'memory'> {
     const { kind, body, fingerprint } = request;
     const job = { kind, tx_id: body.tx_id, error_code: code, fingerprint, attempt_id: attemptId };
-    const where = await this.#o.voids.enqueue(refusal ? { ...job, refusal: true } : job); // N5: a refusal
+    const horizon = this.#o.store.unansweredAfter(request.arrivedAt);
+    const where = await this.#o.voids.enqueue(
+      // N5: a refusal; S: the horizon of a key taken in the store (C)
+      refusal ? { ...job, refusal: true } : horizon > 0 ? { ...job, unanswered_after_ms: horizon } : job,
+    );
     this.#o.metrics?.voidsEnqueued.inc({ kind, backend: where });
     ctx.log.warn({ kind, tx_id: body.tx_id, code, queue: where }, 'not settled in time: void queued');
     return where;

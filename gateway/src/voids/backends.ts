@@ -31,6 +31,11 @@ export interface VoidJob {
    * names the content without claiming the key's answer, which another attempt's error may claim.
    */
   refusal?: true;
+  /**
+   * S: the request took its key finding no answer in Redis; another attempt's application committed
+   * after this (epoch ms) was never answered, and the void undoes it (docs/idempotency.md, C).
+   */
+  unanswered_after_ms?: number;
 }
 
 /** The answer a copy gets while the void is pending: the error, for the void's content and attempt. */
@@ -135,10 +140,16 @@ end
 return out
 `;
 
-// KEYS: answer, zset, enqueued hash. ARGV: answer record, ttlMs, member, dueAt, now. The answer only
-// where there is none (R7); a job already queued keeps its schedule and its enqueue time.
+// KEYS: answer, zset, enqueued hash. ARGV: answer record, ttlMs, member, dueAt, now, attempt. The
+// answer only where there is none (R7), or over a 200 of its own attempt (C: that 200 never left); a
+// job already queued keeps its schedule and its enqueue time.
 const ADD_LUA = `
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+  if ok and type(record) == 'table' and record.s == 200 and record.a == ARGV[6] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  end
+end
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3]) == 1 then redis.call('HSET', KEYS[3], ARGV[3], ARGV[5]) end
 return 1
 `;
@@ -168,6 +179,7 @@ interface VoidCommands {
     member: string,
     dueAt: number,
     now: number,
+    attempt: string,
   ): Promise<number>;
   phiaVoidDone(
     zset: string,
@@ -220,6 +232,7 @@ export class RedisVoidBackend implements VoidBackend {
       member(job),
       dueAt,
       Date.now(),
+      job.attempt_id,
     );
   }
 

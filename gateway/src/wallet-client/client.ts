@@ -45,7 +45,10 @@ import type * as proto from '@phia/proto';
 type Needs<T, Optional extends keyof T = never> = Required<Omit<T, Optional>> & Pick<T, Optional>;
 export type GetBalanceRequest = Needs<proto.GetBalanceRequest, 'session_id'>;
 export type MoneyRequest = Needs<proto.MoneyRequest, 'session_id' | 'game_id' | 'bet_tx_id' | 'attempt_id'>;
-export type VoidRequest = Needs<proto.VoidRequest, 'error_code' | 'fingerprint' | 'attempt_id' | 'refusal'>;
+export type VoidRequest = Needs<
+  proto.VoidRequest,
+  'error_code' | 'fingerprint' | 'attempt_id' | 'refusal' | 'unanswered_after_ms'
+>;
 export type CashRequest = Needs<proto.CashRequest>;
 export type OpenSessionRequest = Needs<proto.OpenSessionRequest, 'ttl_seconds'>;
 export type SetAccountStatusRequest = Needs<proto.SetAccountStatusRequest>;

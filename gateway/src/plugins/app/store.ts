@@ -46,7 +46,7 @@ export function tracedStore(store: IdempotencyStore, tracer: PhiaTracer): Idempo
       const what = outcome(result);
       span.setAttribute(TRACE_ATTR.outcome, what);
       // The store never throws: an unreachable Redis is an outcome, and a fault of this call.
-      if (what === 'unreachable') failSpan(span, what);
+      if (what === 'unreachable' || what === 'missed') failSpan(span, what);
       return result;
     } finally {
       span.end();
@@ -60,12 +60,13 @@ export function tracedStore(store: IdempotencyStore, tracer: PhiaTracer): Idempo
         () => store.begin(key, fingerprint, options),
         (result: BeginResult) => result.kind,
       ),
-    complete: (key, token, fingerprint, answer) =>
+    complete: (key, token, fingerprint, answer, attempt) =>
       traced(
         'complete',
-        () => store.complete(key, token, fingerprint, answer),
-        (written) => (written ? 'written' : 'not_written'),
+        () => store.complete(key, token, fingerprint, answer, attempt),
+        (done) => done,
       ),
+    unansweredAfter: (arrivedAt) => store.unansweredAfter(arrivedAt),
     release: (key, token) => store.release(key, token),
     ping: () => store.ping(),
     close: () => store.close(),
