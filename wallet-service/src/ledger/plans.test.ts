@@ -66,7 +66,7 @@ const money = (kind: string, txId: string, amount: string, extra: { round?: stri
     kind === 'bet' ? session.session_id : null,
     `fingerprint-${kind}-${txId}`,
   ]);
-const VOID = `SELECT * FROM wallet_void($1, $2, 'WALLET_TIMEOUT', NULL, NULL, NULL, 10000, NULL)`;
+const VOID = `SELECT * FROM wallet_void($1, $2, 'WALLET_TIMEOUT', NULL, NULL, NULL, NULL::bigint, 10000, NULL)`;
 
 t.test('no request runs a SQL-language function (each would be planned again per call)', async (t) => {
   const calls: [string, () => Promise<Ran>][] = [
