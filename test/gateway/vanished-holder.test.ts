@@ -42,6 +42,34 @@ t.test('a copy answered with an error after its holder vanished: the bet does no
   t.same([copy.statusCode, copy.body], [answer.statusCode, answer.body], 'a later copy gets the error answered');
 });
 
+t.test("a copy answered with an error after its holder vanished: replays get the copy's error", async (t) => {
+  const user = uid('vanish402');
+  await stack.fund(user, 'USD', '5');
+  const bet = moneyBody({ user_id: user, amount: '10.00' });
+  // The holder's call was declined and its gateway died before `complete`: the decline never left.
+  await t.rejects(
+    stack.admin.Bet({
+      tx_id: bet.tx_id as string,
+      user_id: user,
+      currency: 'USD',
+      amount: '10.00',
+      round_id: bet.round_id as string,
+      game_session_id: bet.game_session_id as string,
+      game_id: bet.game_id as string,
+      attempt_id: 'the-declined-holder',
+    }),
+    { code: 'INSUFFICIENT_FUNDS' },
+  );
+  await stack.stopWallet();
+  const answer = await stack.post('/phia/bet', bet);
+  await stack.startWallet();
+  t.not(answer.statusCode, 200, 'the copy answered an error');
+  t.ok(await until(async () => (await stack.app.voids.pendingCount()) === 0, 15_000), 'its void is delivered');
+  const replay = await stack.post('/phia/bet', bet);
+  t.same([replay.statusCode, replay.body], [answer.statusCode, answer.body], 'the first answer, not the decline');
+  t.equal(await stack.balance(user, 'USD'), '5.00', 'nothing moved');
+});
+
 t.test('C: a 200 Redis cannot store does not leave; the bet is undone and its error replayed', async (t) => {
   const target = new URL(REDIS_URL);
   const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));

@@ -9,7 +9,15 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keyPrefixFor, type RedisClient } from '../redis.js';
-import type { AnswerRecord, BeginOptions, BeginResult, Completion, IdempotencyStore, StoredAnswer } from './store.js';
+import type {
+  AnswerOf,
+  AnswerRecord,
+  BeginOptions,
+  BeginResult,
+  Completion,
+  IdempotencyStore,
+  StoredAnswer,
+} from './store.js';
 import { parseRecord, pollDelay } from './store.js';
 
 /** The Redis key of a key's answer. */
@@ -33,13 +41,13 @@ return {'locked', string.sub(held, sep + 1)}
 
 // KEYS: answer, lock. ARGV: token ('' for none), answerJson, ttlMs, attempt ('' for none). Leaves a
 // key another request holds to that one (its call reads the same ledger row). Never overwrites an
-// answer, except a 200 of `attempt` (C: that 200 never left; its void's answer replaces it).
+// answer, except `attempt`'s own (C: it never left; its void's answer replaces it).
 const COMPLETE_LUA = `
 local held = redis.call('GET', KEYS[2])
 if held and string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX') and ARGV[4] ~= '' then
   local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[1]))
-  if ok and type(record) == 'table' and record.s == 200 and record.a == ARGV[4] then
+  if ok and type(record) == 'table' and record.a == ARGV[4] then
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   end
 end
@@ -87,7 +95,7 @@ const FLUSH_INTERVAL_MS = 500;
 /** C: how far the gateway's clock and PostgreSQL's may disagree, taken off the horizon. */
 const CLOCK_SKEW_MS = 60_000;
 
-/** A `complete` to run: token ('' for none), the answer record, the attempt whose 200 it replaces. */
+/** A `complete` to run: token ('' for none), the answer record, the attempt whose own answer it replaces. */
 type Pending = [token: string, record: string, replaces: string];
 
 export interface RedisIdempotencyStoreOptions {
@@ -162,12 +170,17 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     token: string | undefined,
     fingerprint: string,
     answer: StoredAnswer,
-    attempt = '',
+    of?: AnswerOf,
   ): Promise<Completion> {
-    const ok = answer.status === 200;
-    const record: AnswerRecord = { f: fingerprint, s: answer.status, b: answer.body, ...(ok ? { a: attempt } : {}) };
-    const entry: Pending = [token ?? '', JSON.stringify(record), ok ? '' : attempt];
-    if (ok) return this.#run(key, entry); // C: a 200 Redis missed does not leave, so it is never held
+    const own = of?.own === true;
+    const record: AnswerRecord = {
+      f: fingerprint,
+      s: answer.status,
+      b: answer.body,
+      ...(own ? { a: of.attempt } : {}),
+    };
+    const entry: Pending = [token ?? '', JSON.stringify(record), own ? '' : (of?.attempt ?? '')];
+    if (own) return this.#run(key, entry); // C: an answer Redis missed does not leave, so it is never held
     this.#pending.set(key, entry);
     while (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
     return this.#write(key);

@@ -201,14 +201,16 @@ t.test('redis: scripts are registered once per client', async (t) => {
 });
 
 const decline = { status: 402, body: '{"error":"insufficient funds","code":"INSUFFICIENT_FUNDS"}' };
+const timeout = { status: 504, body: '{"error":"timeout","code":"WALLET_TIMEOUT"}' };
 
-t.test('redis, O3: a decided answer Redis missed is written once it answers, and copies replay it', async (t) => {
+t.test('redis, O3: a settled answer Redis missed is written once it answers, and copies replay it', async (t) => {
   const { proxy, client, store } = await proxiedStore(t);
   const owned = await store.begin('bet:o3-owner', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
   if (owned.kind !== 'acquired') return t.fail('not acquired');
 
   await proxy.stop();
-  t.equal(await store.complete('bet:o3-owner', owned.token, 'fp', decline), 'missed', 'the owner cannot write it now');
+  const settled = { attempt: 'att-o3', own: false };
+  t.equal(await store.complete('bet:o3-owner', owned.token, 'fp', timeout, settled), 'missed', 'not writable now');
   const tombstone = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
   t.equal(
     await store.complete('bet:o3-n1', undefined, 'fp', tombstone),
@@ -223,7 +225,7 @@ t.test('redis, O3: a decided answer Redis missed is written once it answers, and
   for (let i = 0; i < 40 && (await written()) < 2; i++) await sleep(50);
   t.equal(await written(), 2, 'written when the client reconnects');
   t.equal(await redis.exists(`${prefix}lock:bet:o3-owner`), 0, "the owner's lock is dropped with it");
-  t.same(await store.begin('bet:o3-owner', 'fp', opts()), { kind: 'replay', answer: decline, waited: false });
+  t.same(await store.begin('bet:o3-owner', 'fp', opts()), { kind: 'replay', answer: timeout, waited: false });
   // A copy through another client (another gateway) replays it too.
   const other = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
   t.same(await other.begin('bet:o3-n1', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
@@ -261,42 +263,47 @@ t.test('redis: a begin that timed out and ran late holds the lock for the token 
   t.same(await other.begin('bet:late', 'fp', opts()), { kind: 'replay', answer: tombstone, waited: false });
 });
 
-t.test('redis, C: a 200 Redis missed is not held; a late one yields to its own void', async (t) => {
+t.test("redis, C: an attempt's own answer Redis missed is not held; a late one yields to its void", async (t) => {
   const { proxy, client, store } = await proxiedStore(t);
   const unavailable = { status: 503, body: '{"error":"wallet unavailable","code":"WALLET_UNAVAILABLE"}' };
+  const own = (attempt: string) => ({ attempt, own: true });
+  const voided = (attempt: string) => ({ attempt, own: false });
   const missed = await store.begin('bet:c-missed', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
-  if (missed.kind !== 'acquired') return t.fail('not acquired');
+  const declined = await store.begin('bet:c-declined', 'fp', { waitUntil: 0, lockTtlMs: 5000 });
+  if (missed.kind !== 'acquired' || declined.kind !== 'acquired') return t.fail('not acquired');
   await proxy.stop();
-  t.equal(await store.complete('bet:c-missed', missed.token, 'fp', answer, 'att-1'), 'missed');
+  t.equal(await store.complete('bet:c-missed', missed.token, 'fp', answer, own('att-1')), 'missed');
+  t.equal(await store.complete('bet:c-declined', declined.token, 'fp', decline, own('att-0')), 'missed');
   await proxy.start();
   await waitForRedis(client, 5000);
   await store.flush();
-  t.equal(await redis.exists(`${prefix}ans:bet:c-missed`), 0, 'the 200 is never written later: it did not leave');
+  const keys = [`${prefix}ans:bet:c-missed`, `${prefix}ans:bet:c-declined`];
+  t.equal(await redis.exists(...keys), 0, 'neither is written later: neither left');
 
   // A complete that timed out and ran late, after the attempt's void was answered: either order ends
   // with the void's answer.
   const late = await store.begin('bet:c-late', 'fp', opts());
   if (late.kind !== 'acquired') return t.fail('not acquired');
   proxy.pause();
-  const first = store.complete('bet:c-late', late.token, 'fp', answer, 'att-2');
+  const first = store.complete('bet:c-late', late.token, 'fp', answer, own('att-2'));
   t.equal(await first, 'missed', 'the 200 timed out');
-  const second = store.complete('bet:c-late', late.token, 'fp', unavailable, 'att-2');
+  const second = store.complete('bet:c-late', late.token, 'fp', unavailable, voided('att-2'));
   t.equal(await second, 'missed', "the void's answer too; it waits in memory");
   proxy.resume();
   await waitForRedis(client, 5000);
   for (let i = 0; i < 40 && (await store.begin('bet:c-late', 'fp', opts())).kind !== 'replay'; i++) await sleep(50);
   t.same(await store.begin('bet:c-late', 'fp', opts()), { kind: 'replay', answer: unavailable, waited: false });
 
-  // Another attempt's 200 is never replaced, and a 200 never replaces anything.
+  // Another attempt's answer is never replaced, and an own answer never replaces anything.
   const other = await store.begin('bet:c-other', 'fp', opts());
   if (other.kind !== 'acquired') return t.fail('not acquired');
-  t.equal(await store.complete('bet:c-other', other.token, 'fp', answer, 'att-3'), 'stored');
-  t.equal(await store.complete('bet:c-other', undefined, 'fp', unavailable, 'att-4'), 'stored');
+  t.equal(await store.complete('bet:c-other', other.token, 'fp', answer, own('att-3')), 'stored');
+  t.equal(await store.complete('bet:c-other', undefined, 'fp', unavailable, voided('att-4')), 'stored');
   t.same(await store.begin('bet:c-other', 'fp', opts()), { kind: 'replay', answer, waited: false });
   const errorFirst = await store.begin('bet:c-error', 'fp', opts());
   if (errorFirst.kind !== 'acquired') return t.fail('not acquired');
-  t.equal(await store.complete('bet:c-error', errorFirst.token, 'fp', unavailable, 'att-5'), 'stored');
-  t.equal(await store.complete('bet:c-error', undefined, 'fp', answer, 'att-5'), 'stored');
+  t.equal(await store.complete('bet:c-error', errorFirst.token, 'fp', unavailable, voided('att-5')), 'stored');
+  t.equal(await store.complete('bet:c-error', undefined, 'fp', answer, own('att-5')), 'stored');
   t.same(await store.begin('bet:c-error', 'fp', opts()), { kind: 'replay', answer: unavailable, waited: false });
 });
 

@@ -13,8 +13,8 @@ export interface StoredAnswer {
 
 /**
  * A stored answer: the content it answers (`f`), status, body; `v`: the attempt whose void is
- * pending, for an undecided error (dropped when that void is confirmed); `a`: the attempt a 200
- * answers, whose own void alone may replace it (docs/idempotency.md, C).
+ * pending, for an undecided error (dropped when that void is confirmed); `a`: the attempt whose own
+ * decided answer it is, which that attempt's void alone may replace (docs/idempotency.md, C).
  */
 export interface AnswerRecord {
   f: string;
@@ -26,11 +26,21 @@ export interface AnswerRecord {
 
 /**
  * What `complete` did with a decided answer. `stored`: written, or the key already had its answer.
- * `taken`: another request holds the key, which is left to it. `missed`: Redis failed; a 200 is
- * dropped (C: it must not leave), any other answer waits in memory and is written once Redis answers
- * (O3).
+ * `taken`: another request holds the key, which is left to it. `missed`: Redis failed; an attempt's
+ * own answer is dropped (C: it must not leave), any other waits in memory and is written once Redis
+ * answers (O3).
  */
 export type Completion = 'stored' | 'taken' | 'missed';
+
+/**
+ * C: whose answer `complete` stores. `own`: the wallet's decided answer to `attempt`'s call, tried once
+ * and never held; the record names the attempt. Otherwise a settled answer (S, N1, N2), held while
+ * Redis fails, that replaces `attempt`'s own answer (a `complete` that ran late, after its void).
+ */
+export interface AnswerOf {
+  attempt: string;
+  own: boolean;
+}
 
 export type BeginResult =
   /** This caller owns the key: call the wallet, then `complete` (or `release`). */
@@ -60,19 +70,18 @@ export interface IdempotencyStore {
   begin(key: string, fingerprint: string, options: BeginOptions): Promise<BeginResult>;
   /**
    * Stores a decided answer where the key has none, and drops the caller's lock (`token`; undefined
-   * when settled without the store, N1/N2). `attempt`: a 200 names it; any other answer replaces a
-   * 200 of that attempt (C: its `complete` ran late, after its void). Never throws.
+   * when settled without the store, N1/N2). Never throws.
    */
   complete(
     key: string,
     token: string | undefined,
     fingerprint: string,
     answer: StoredAnswer,
-    attempt?: string,
+    of?: AnswerOf,
   ): Promise<Completion>;
   /**
-   * C: epoch ms after which no 200 of a key this store found free has left (it holds each before it
-   * leaves, for the ttl); 0 when it cannot tell (an in-process store forgets on restart).
+   * C: epoch ms after which no decided answer of a key this store found free has left (it holds each
+   * before it leaves, for the ttl); 0 when it cannot tell (an in-process store forgets on restart).
    */
   unansweredAfter(arrivedAt: number): number;
   /** Owner only: drops the lock without an answer. Never throws. */

@@ -17,7 +17,7 @@ import {
   type MoneyKind,
 } from '@phia/proto';
 import type { FastifyBaseLogger } from 'fastify';
-import { idempotencyKey, type IdempotencyStore } from '../idempotency/store.js';
+import { idempotencyKey, type AnswerOf, type IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { VoidQueue } from '../voids/queue.js';
 import type { TransactionReply, WalletClient } from '../wallet-client/client.js';
@@ -138,12 +138,14 @@ export class PhiaProcessor {
       throw error;
     }
     if (then === 'release') await this.#o.store.release(key, begin.token);
-    // A decline or a settled answer Redis missed waits in memory (O3); the ledger answers copies meanwhile.
-    if (then === 'complete') await this.#complete(key, begin.token, request, answer, attemptId);
+    // A settled answer Redis missed waits in memory (O3); it replaces this attempt's own, should that
+    // one's timed-out `complete` run late (C).
+    if (then === 'complete')
+      await this.#complete(key, begin.token, request, answer, { attempt: attemptId, own: false });
     return answer;
   }
 
-  /** The key is ours: the wallet call, C for a 200, S when it fails undecided, what becomes of the key. */
+  /** The key is ours: the wallet call, C for its decided answer, S when undecided, what becomes of the key. */
   async #withKey(
     request: MoneyRequest,
     key: string,
@@ -152,16 +154,15 @@ export class PhiaProcessor {
     ctx: RequestContext,
   ): Promise<[Answer, 'complete' | 'release' | 'keep' | 'done']> {
     const first = await this.#callWallet(request, attemptId, ctx);
-    let code: ErrorCode;
-    if (first.code === 'ok') {
-      // C: the 200 leaves only once Redis holds it; one it missed is settled as an undecided failure.
-      if ((await this.#complete(key, token, request, first, attemptId)) !== 'missed') return [first, 'done'];
+    const firstClass = first.code === 'ok' ? 'decided' : answerClass(first.code);
+    if (firstClass === 'request') return [first, 'release']; // R9: the answer of this request only
+    let code = first.code as ErrorCode;
+    if (firstClass === 'decided') {
+      // R1-R3, C: the answer leaves only once Redis holds it; one it missed is settled as undecided.
+      const own = { attempt: attemptId, own: true };
+      if ((await this.#complete(key, token, request, first, own)) !== 'missed') return [first, 'done'];
       code = 'WALLET_UNAVAILABLE';
-    } else if (answerClass(first.code) === 'decided') {
-      return [first, 'complete']; // R1-R3: a decline
-    } else if (answerClass(first.code) === 'request') {
-      return [first, 'release']; // R9: the answer of this request only
-    } else code = first.code as ErrorCode;
+    }
     const settled = await this.#settle(request, code, attemptId, true, ctx); // S
     if (settled !== undefined) return [settled, settled.code === 'IDEMPOTENCY_MISMATCH' ? 'release' : 'complete'];
     const where = await this.#queueVoid(request, code, attemptId, ctx); // S → O1
@@ -170,9 +171,9 @@ export class PhiaProcessor {
     return [errorToAnswer(code), where === 'memory' && this.#o.store.name !== 'memory' ? 'keep' : 'release'];
   }
 
-  /** Stores a decided answer (C, O3); `attempt` names a 200, or the 200 an error replaces. */
-  async #complete(key: string, token: string, request: MoneyRequest, answer: Answer, attempt: string) {
-    const done = await this.#o.store.complete(key, token, request.fingerprint, answer, attempt);
+  /** Stores a decided answer (C, O3). */
+  async #complete(key: string, token: string, request: MoneyRequest, answer: Answer, of: AnswerOf) {
+    const done = await this.#o.store.complete(key, token, request.fingerprint, answer, of);
     if (done === 'missed') this.#o.metrics?.storeBypass.inc({ operation: 'complete' });
     return done;
   }

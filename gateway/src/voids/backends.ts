@@ -141,12 +141,12 @@ return out
 `;
 
 // KEYS: answer, zset, enqueued hash. ARGV: answer record, ttlMs, member, dueAt, now, attempt. The
-// answer only where there is none (R7), or over a 200 of its own attempt (C: that 200 never left); a
+// answer only where there is none (R7), or over its attempt's own answer (C: that one never left); a
 // job already queued keeps its schedule and its enqueue time.
 const ADD_LUA = `
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[1]))
-  if ok and type(record) == 'table' and record.s == 200 and record.a == ARGV[6] then
+  if ok and type(record) == 'table' and record.a == ARGV[6] then
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   end
 end

@@ -1,6 +1,6 @@
--- Void: makes sure (kind, tx_id) never takes effect. Reverses it if applied (by the attempt this void
--- speaks for, or by another one whose answer never left: committed after p_unanswered_after_ms), and
--- tombstones it if never seen; idempotent. p_error_code is what the caller answered: a later duplicate
+-- Void: makes sure (kind, tx_id) never takes effect. Reverses it if applied, and replaces a decline
+-- with the void's error, when the attempt this void speaks for decided it, or another one whose answer
+-- never left (committed after p_unanswered_after_ms); tombstones it if never seen; idempotent. p_error_code is what the caller answered: a later duplicate
 -- replays it. p_fingerprint names the request's content; p_refused names content a refusal refused
 -- without claiming the key for it.
 -- p_unanswered_after_ms is new: an overload, so a wallet of the previous version keeps its own.
@@ -13,6 +13,8 @@ DECLARE
   peek transactions%ROWTYPE;
   account accounts%ROWTYPE;
   target transactions%ROWTYPE;
+  -- The row is this attempt's to undo: decided by it, or by another whose answer never left.
+  undoable boolean;
   ignored bigint;
 BEGIN
   ignored := wallet_timeouts(p_default_timeout_ms, p_commit_by_ms);
@@ -25,6 +27,8 @@ BEGIN
   SELECT * INTO target FROM transactions WHERE kind = p_kind AND tx_id = p_tx_id FOR UPDATE;
   out_currency := CASE WHEN account.id IS NULL THEN '' ELSE account.currency END;
   out_balance := account.balance::text;
+  undoable := p_attempt_id IS NULL OR target.attempt_id IS NULL OR target.attempt_id = p_attempt_id
+    OR coalesce(target.created_at > to_timestamp(p_unanswered_after_ms / 1000.0), false);
 
   IF target.id IS NULL THEN
     INSERT INTO transactions (kind, tx_id, status, error_code, fingerprint, refused_fingerprint)
@@ -44,10 +48,7 @@ BEGIN
       WHERE id = target.id;
     END IF;
     out_outcome := 'already_voided';
-  ELSIF target.status = 'applied' AND p_attempt_id IS NOT NULL AND target.attempt_id IS NOT NULL
-        AND target.attempt_id <> p_attempt_id
-        AND (p_unanswered_after_ms IS NULL
-             OR target.created_at <= to_timestamp(p_unanswered_after_ms / 1000.0)) THEN
+  ELSIF target.status = 'applied' AND NOT undoable THEN
     -- Applied by another attempt that may have been answered 200: undoing it would break that answer;
     -- the attempt this void speaks for never applied anything. Past the horizon, no 200 left for it.
     out_outcome := 'kept';
@@ -60,10 +61,10 @@ BEGIN
     END IF;
     out_outcome := 'tombstoned';
   ELSIF target.status = 'declined' THEN
-    -- This very attempt's decline was committed, but its answer never reached the caller, who answered
-    -- the error instead: that error is what PHIA got, so copies must replay it. A refund's tombstone
-    -- stays one (so the bet's win is still refused), now with the error.
-    IF p_attempt_id IS NOT NULL AND target.attempt_id = p_attempt_id THEN
+    -- A decline whose answer never reached the caller (this very attempt's, or another's past the
+    -- horizon), who answered the error instead: that error is what PHIA got, so copies must replay it.
+    -- A refund's tombstone stays one (so the bet's win is still refused), now with the error.
+    IF p_attempt_id IS NOT NULL AND target.attempt_id IS NOT NULL AND undoable THEN
       UPDATE transactions SET error_code = p_error_code, updated_at = now(),
         status = CASE WHEN target.error_code = 'BET_REFUNDED' THEN 'tombstone' ELSE 'voided' END
       WHERE id = target.id;

@@ -521,7 +521,7 @@ t.test('a void naming its attempt undoes only what that attempt applied', async 
   t.equal(await balanceOf(user), '100.00');
 });
 
-t.test("a void with a horizon undoes another attempt's application committed after it", async (t) => {
+t.test("a void with a horizon undoes another attempt's outcome committed after it", async (t) => {
   const user = await fundedPlayer();
   // Attempt h-1 applied it and its gateway died before storing the 200; a copy (h-2) that found the
   // key free in the store was answered with an error: no 200 of this key left after the horizon.
@@ -550,6 +550,29 @@ t.test("a void with a horizon undoes another attempt's application committed aft
   t.same([after.outcome, after.error_code], ['reversed', 'WALLET_UNAVAILABLE'], 'committed after it: undone');
   t.equal(await balanceOf(user), '100.00', 'the money is back');
   t.equal(await outcomeCode(ledger.bet({ ...bet, attempt_id: 'h-3' })), 'WALLET_UNAVAILABLE', 'copies get the error');
+
+  // A decline another attempt committed after the horizon never left either: the void's error replaces it.
+  const poor = await fundedPlayer('1.00');
+  const declined = game(poor, { attempt_id: 'd-1' });
+  t.equal(await outcomeCode(ledger.bet(declined)), 'INSUFFICIENT_FUNDS');
+  const kept = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: declined.tx_id,
+    attempt_id: 'd-2',
+    unanswered_after_ms: String(Date.now() + 60_000),
+  });
+  t.same([kept.outcome, kept.error_code], ['declined', 'INSUFFICIENT_FUNDS'], 'before the horizon: it stands');
+  const replaced = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: declined.tx_id,
+    error_code: 'WALLET_TIMEOUT',
+    attempt_id: 'd-2',
+    unanswered_after_ms: String(committedMs - 1000n),
+  });
+  t.same([replaced.outcome, replaced.error_code], ['decline_replaced', 'WALLET_TIMEOUT'], 'after it: replaced');
+  t.equal(await outcomeCode(ledger.bet({ ...declined, attempt_id: 'd-3' })), 'WALLET_TIMEOUT');
+  t.equal(await balanceOf(poor), '1.00', 'nothing moved');
+
   await t.rejects(
     ledger.voidTransaction({ kind: 'bet', tx_id: bet.tx_id, unanswered_after_ms: '-5' }),
     { code: 'INVALID_REQUEST', detail: /unanswered_after_ms/ },

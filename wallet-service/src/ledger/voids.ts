@@ -26,7 +26,7 @@ export interface VoidInput {
   attempt_id?: string;
   /** A refusal names the content it refused without claiming the key for it. */
   refusal?: boolean;
-  /** Epoch ms: another attempt's application committed after it was never answered, and is undone. */
+  /** Epoch ms: another attempt's outcome committed after it was never answered, and is undone. */
   unanswered_after_ms?: string | number;
 }
 

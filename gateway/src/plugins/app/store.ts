@@ -60,10 +60,10 @@ export function tracedStore(store: IdempotencyStore, tracer: PhiaTracer): Idempo
         () => store.begin(key, fingerprint, options),
         (result: BeginResult) => result.kind,
       ),
-    complete: (key, token, fingerprint, answer, attempt) =>
+    complete: (key, token, fingerprint, answer, of) =>
       traced(
         'complete',
-        () => store.complete(key, token, fingerprint, answer, attempt),
+        () => store.complete(key, token, fingerprint, answer, of),
         (done) => done,
       ),
     unansweredAfter: (arrivedAt) => store.unansweredAfter(arrivedAt),
