@@ -220,7 +220,8 @@ t.test("O1: the error stays the answer only while the ledger's row answers it to
     ['tombstoned', 'BET_REFUNDED', false],
     ['kept', '', false],
     ['declined', 'INSUFFICIENT_FUNDS', false],
-    ['not_matching', 'WALLET_UNAVAILABLE', true], // the row is other content's
+    ['not_matching', 'WALLET_UNAVAILABLE', false], // the row is other content's: the owner's copies
+    ['not_matching', 'WALLET_TIMEOUT', false], // get its answer, even when it is the same error
   ];
   const send = async (j: VoidJob) => {
     const [outcome, error_code] = cases[Number(j.tx_id.slice(2))] as [string, string, boolean];

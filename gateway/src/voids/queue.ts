@@ -51,10 +51,10 @@ export interface VoidQueueOptions {
 
 const MAX_REMEMBERED = 100_000;
 
-/** O1: the void's error stays the key's answer when the ledger's row answers it too (or is other content's). */
+/** O1: the void's error stays the key's answer when the ledger's row, this content's, answers it too. */
 function keepsAnswer(job: VoidJob, result: unknown): boolean {
   const { outcome, error_code } = (result ?? {}) as { outcome?: unknown; error_code?: unknown };
-  return outcome === 'not_matching' || error_code === job.error_code;
+  return outcome !== 'not_matching' && error_code === job.error_code;
 }
 
 type Tuning = 'baseDelayMs' | 'maxDelayMs' | 'pollIntervalMs' | 'leaseMs' | 'batchSize';
