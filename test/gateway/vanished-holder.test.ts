@@ -70,31 +70,55 @@ t.test("a copy answered with an error after its holder vanished: replays get the
   t.equal(await stack.balance(user, 'USD'), '5.00', 'nothing moved');
 });
 
-t.test('C: a 200 Redis cannot store does not leave; the bet is undone and its error replayed', async (t) => {
+t.test('C: a decided answer leaves only once Redis holds it', async (t) => {
   const target = new URL(REDIS_URL);
   const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
   t.teardown(() => proxy.close());
   const app = await stack.newApp({}, { REDIS_URL: `${proxy.url('redis')}${target.pathname}` });
   await waitForAppRedis(app);
-  const user = uid('c200');
-  await stack.fund(user, 'USD', '50');
-  const bet = moneyBody({ user_id: user, amount: '10.00' });
+  const answerOf = async (txId: unknown) =>
+    JSON.parse((await stack.redis?.get(`${stack.keyPrefix}ans:bet:${String(txId)}`)) ?? '{}') as { s?: number };
 
-  // The bet takes its key, then waits on the player's row while Redis stops answering.
-  const hold = await holdAccount(stack, user);
-  const pending = post(app, '/phia/bet', bet);
-  t.ok(await until(async () => (await stack.redis?.exists(`${stack.keyPrefix}lock:bet:${bet.tx_id}`)) === 1, 5000));
-  proxy.pause();
-  await hold.release();
-  const answer = await pending;
-  expectError(t, answer, 503, 'WALLET_UNAVAILABLE', 'unavailable');
-  t.equal(await stack.balance(user, 'USD'), '50.00', 'the bet was undone before its error left');
-  t.equal((await stack.admin.GetTransaction({ kind: 'bet', tx_id: bet.tx_id as string })).status, 'voided');
+  /** Posts the bet, which takes its key and waits on the player's row; Redis stops answering; the row is freed. */
+  async function betWhileRedisPaused(user: string, bet: Record<string, unknown>) {
+    const hold = await holdAccount(stack, user);
+    const first = post(app, '/phia/bet', bet);
+    const lockKey = `${stack.keyPrefix}lock:bet:${String(bet.tx_id)}`;
+    if (!(await until(async () => (await stack.redis?.exists(lockKey)) === 1, 5000))) throw new Error('no lock');
+    proxy.pause();
+    const copy = post(app, '/phia/bet', bet); // waits for the first's answer (R4)
+    await hold.release();
+    return { first, copy };
+  }
 
-  // The timed-out `complete` of the 200 runs once Redis resumes; the void's answer replaces it.
-  proxy.resume();
-  const answerKey = `${stack.keyPrefix}ans:bet:${bet.tx_id}`;
-  t.ok(await until(async () => JSON.parse((await stack.redis?.get(answerKey)) ?? '{}').s === 503, 5000), 'stored');
-  const copy = await stack.post('/phia/bet', bet);
-  t.same([copy.statusCode, copy.body], [503, answer.body], 'copies replay the error');
+  t.test('Redis back within the budget: the answer leaves once stored, and copies get it', async (t) => {
+    const user = uid('cback');
+    await stack.fund(user, 'USD', '50');
+    const bet = moneyBody({ user_id: user, amount: '10.00' });
+    const { first, copy } = await betWhileRedisPaused(user, bet);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    proxy.resume();
+    const [answer, duplicate] = await Promise.all([first, copy]);
+    t.equal(answer.statusCode, 200, 'the 200, stored after Redis resumed');
+    t.same([duplicate.statusCode, duplicate.body], [200, answer.body], 'the copy that waited gets it too');
+    t.equal((await answerOf(bet.tx_id)).s, 200);
+    t.equal(await stack.balance(user, 'USD'), '40.00', 'one debit');
+  });
+
+  t.test('Redis away past the budget: the bet is undone, its error leaves and replaces the 200', async (t) => {
+    const user = uid('caway');
+    await stack.fund(user, 'USD', '50');
+    const bet = moneyBody({ user_id: user, amount: '10.00' });
+    const { first, copy } = await betWhileRedisPaused(user, bet);
+    const answer = await first;
+    expectError(t, answer, 503, 'WALLET_UNAVAILABLE', 'unavailable');
+    t.equal(await stack.balance(user, 'USD'), '50.00', 'the bet was undone before its error left');
+    t.equal((await stack.admin.GetTransaction({ kind: 'bet', tx_id: bet.tx_id as string })).status, 'voided');
+    // The timed-out tries of the 200 run once Redis resumes; the void's answer, sent after them, replaces it.
+    proxy.resume();
+    await copy;
+    t.ok(await until(async () => (await answerOf(bet.tx_id)).s === 503, 5000), 'stored');
+    const later = await stack.post('/phia/bet', bet);
+    t.same([later.statusCode, later.body], [503, answer.body], 'copies replay the error');
+  });
 });

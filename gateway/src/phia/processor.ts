@@ -42,10 +42,12 @@ export type { Answer } from './contract.js';
 export const SETTLE_BUDGET_MS = 5250;
 /** R4: a copy waits for the running one's answer until its own arrival + this. */
 export const COPY_WAIT_MS = 5500;
+/** C: a decided answer is stored before it leaves, tried until arrival + this while Redis fails. */
+export const STORE_BUDGET_MS = 4500;
 /** A lock outlives PHIA's 6 s budget, so it never expires under a living owner. */
 export const LOCK_TTL_MS = 8000;
-/** S: the pause between two settle attempts while the wallet is out of reach. */
-const SETTLE_RETRY_MS = 100;
+/** S, C: the pause between two tries while the wallet (S) or Redis (C) is out of reach. */
+const RETRY_MS = 100;
 
 export interface ProcessorOptions {
   wallet: WalletClient;
@@ -158,9 +160,8 @@ export class PhiaProcessor {
     if (firstClass === 'request') return [first, 'release']; // R9: the answer of this request only
     let code = first.code as ErrorCode;
     if (firstClass === 'decided') {
-      // R1-R3, C: the answer leaves only once Redis holds it; one it missed is settled as undecided.
-      const own = { attempt: attemptId, own: true };
-      if ((await this.#complete(key, token, request, first, own)) !== 'missed') return [first, 'done'];
+      // R1-R3, C: the answer leaves only once Redis holds it; one it cannot hold is settled as undecided.
+      if (await this.#storeOwn(key, token, request, first, attemptId)) return [first, 'done'];
       code = 'WALLET_UNAVAILABLE';
     }
     const settled = await this.#settle(request, code, attemptId, true, ctx); // S
@@ -169,6 +170,16 @@ export class PhiaProcessor {
     // O3: the lock holds copies off until the void moves to Redis with its answer (the in-process
     // store keeps that answer already).
     return [errorToAnswer(code), where === 'memory' && this.#o.store.name !== 'memory' ? 'keep' : 'release'];
+  }
+
+  /** C: the wallet's own decided answer, tried while Redis fails it within the budget; false if never stored. */
+  async #storeOwn(key: string, token: string, request: MoneyRequest, answer: Answer, attempt: string) {
+    for (;;) {
+      if ((await this.#complete(key, token, request, answer, { attempt, own: true })) !== 'missed') return true;
+      const left = request.arrivedAt + STORE_BUDGET_MS - Date.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(RETRY_MS, left));
+    }
   }
 
   /** Stores a decided answer (C, O3). */
@@ -249,7 +260,7 @@ export class PhiaProcessor {
         logWalletError(error, ctx, 'settle');
         // A void refused with a decline of its own (a spent credit) waits in the outbox (O2).
         if (answerClass(codeOf(error)) !== 'undecided') return undefined;
-        await sleep(Math.max(0, Math.min(SETTLE_RETRY_MS, until - Date.now())));
+        await sleep(Math.max(0, Math.min(RETRY_MS, until - Date.now())));
       }
     }
     return undefined;
