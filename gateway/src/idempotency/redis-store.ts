@@ -138,12 +138,14 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const token = randomUUID();
     const retryUntil = Date.now() + RETRY_MS;
     if (this.#pending.has(key)) await this.#write(key); // O3: this key's answer first
+    let waiting = false;
     for (let attempt = 0; ; attempt++) {
       let reply: string[];
       try {
         reply = await this.#redis.phiaIdemBegin(answerKey, lockKey, token, fingerprint, options.lockTtlMs);
       } catch (error) {
         this.#onError(error as Error, 'begin');
+        if (waiting && Date.now() >= options.waitUntil) return { kind: 'in_progress' }; // R4: the wait is over
         if (Date.now() >= retryUntil) return { kind: 'unreachable', reason: (error as Error).message, token }; // N1-N5
         await sleep(RETRY_PAUSE_MS);
         continue;
@@ -159,6 +161,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       }
       if (state === 'locked' && value !== fingerprint) return { kind: 'mismatch' }; // R8
       // R4, R5: a copy with the same content holds the key (or the lock vanished between two calls).
+      waiting = true;
       const remaining = options.waitUntil - Date.now();
       if (remaining <= 0) return { kind: 'in_progress' };
       await sleep(Math.min(pollDelay(attempt), remaining));

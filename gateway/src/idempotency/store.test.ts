@@ -315,3 +315,15 @@ t.test('C: the horizon of a free key is the ttl back, less the clock skew; none 
   t.teardown(() => memory.close());
   t.equal(memory.unansweredAfter(), 0);
 });
+
+t.test('redis, R4: a copy whose wait is over answers in progress when Redis then fails', async (t) => {
+  const owner = new RedisIdempotencyStore({ redis, keyPrefix: prefix, ttlSeconds: 60 });
+  t.teardown(() => owner.close());
+  t.equal((await owner.begin('bet:r4-fail', 'fp', { waitUntil: 0, lockTtlMs: 5000 })).kind, 'acquired');
+  const { proxy, store } = await proxiedStore(t);
+  const copy = store.begin('bet:r4-fail', 'fp', { waitUntil: Date.now() + 300, lockTtlMs: 5000 });
+  await sleep(150); // it has seen the lock and polls
+  proxy.pause();
+  t.same(await copy, { kind: 'in_progress' }, 'not unreachable: it never goes on to settle without Redis');
+  proxy.resume();
+});
