@@ -5,7 +5,7 @@
  * decided answer or queue the void. Answers are exact body text, so a replay is the same bytes.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   answerClass,
   currencyDecimals,
@@ -48,6 +48,14 @@ export const STORE_BUDGET_MS = 4500;
 export const LOCK_TTL_MS = 8000;
 /** S, C: the pause between two tries while the wallet (S) or Redis (C) is out of reach. */
 const RETRY_MS = 100;
+
+/**
+ * An attempt's id names it in the ledger and in its answer records (C): unique within one key is
+ * enough, so 96 random bits in 16 characters, which every stored answer carries.
+ */
+function newAttemptId(): string {
+  return randomBytes(12).toString('base64url');
+}
 
 export interface ProcessorOptions {
   wallet: WalletClient;
@@ -129,7 +137,7 @@ export class PhiaProcessor {
         break;
     }
 
-    const attemptId = randomUUID();
+    const attemptId = newAttemptId();
     let answer: Answer;
     let then: 'complete' | 'release' | 'keep' | 'done';
     try {
@@ -195,7 +203,7 @@ export class PhiaProcessor {
    * content and an attempt that applied nothing tombstones it if unseen.
    */
   async #withoutStore(request: MoneyRequest, key: string, token: string, ctx: RequestContext): Promise<Answer> {
-    const attemptId = randomUUID();
+    const attemptId = newAttemptId();
     const settled = await this.#settle(request, 'WALLET_UNAVAILABLE', attemptId, false, ctx);
     this.#o.metrics?.settledWithoutStore.inc({
       action: request.kind,
