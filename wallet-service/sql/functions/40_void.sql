@@ -54,9 +54,11 @@ BEGIN
     out_outcome := 'kept';
   ELSIF target.status = 'tombstone' THEN
     -- A refund's tombstone of a bet never seen, and the bet itself was answered with an error: that
-    -- error (not BET_REFUNDED) is what copies of the bet must get.
+    -- error (not BET_REFUNDED) is what copies of the bet must get, and the row is now that content's
+    -- (as a request meeting the tombstone claims it), so other content is a mismatch.
     IF target.fingerprint IS NULL AND target.error_code IS NULL THEN
-      UPDATE transactions SET error_code = p_error_code, refused_fingerprint = p_refused, updated_at = now()
+      UPDATE transactions SET error_code = p_error_code, fingerprint = p_fingerprint, refused_fingerprint = p_refused,
+        updated_at = now()
       WHERE id = target.id;
     END IF;
     out_outcome := 'tombstoned';

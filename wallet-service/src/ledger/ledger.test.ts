@@ -343,6 +343,33 @@ t.test('a bet answered with an error, then refunded, then voided: copies replay 
   t.equal(await balanceOf(user), '100.00');
 });
 
+t.test("a void that gives a refund's tombstone its error claims it for the void's content", async (t) => {
+  const user = await fundedPlayer();
+  const bet = game(user);
+  await ledger.refund(game(user, { bet_tx_id: bet.tx_id, round_id: bet.round_id }));
+  // The bet was answered 503 without the idempotency store (N1/N2), then a variant came.
+  const first = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: bet.tx_id,
+    error_code: 'WALLET_UNAVAILABLE',
+    fingerprint: betPrint(bet),
+    attempt_id: 'v-1',
+  });
+  t.same([first.outcome, first.error_code], ['tombstoned', 'WALLET_UNAVAILABLE']);
+  const variant = { ...bet, amount: '11.00' };
+  const other = await ledger.voidTransaction({
+    kind: 'bet',
+    tx_id: bet.tx_id,
+    error_code: 'WALLET_UNAVAILABLE',
+    fingerprint: betPrint(variant),
+    attempt_id: 'v-2',
+  });
+  t.equal(other.outcome, 'not_matching', 'the variant is a mismatch, not the first content');
+  t.equal(await outcomeCode(ledger.bet(variant)), 'IDEMPOTENCY_MISMATCH');
+  t.equal(await outcomeCode(ledger.bet(bet)), 'WALLET_UNAVAILABLE', "copies of the bet get the void's error");
+  t.equal(await balanceOf(user), '100.00');
+});
+
 t.test('void reverses an applied request and tombstones an unseen one', async (t) => {
   const user = await fundedPlayer();
   const bet = game(user);
