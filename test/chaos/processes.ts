@@ -52,16 +52,24 @@ function installHandlers(): void {
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released: the caller binds it right after). */
+/**
+ * A port free now, below Linux's ephemeral range (32768 and up): a port the OS handed out would be
+ * handed out again, to any socket (every client connection of the parallel tests takes one) in the
+ * seconds before the process that was given it binds it.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
