@@ -137,21 +137,16 @@ export class PhiaProcessor {
         break;
     }
 
-    const attemptId = newAttemptId();
     let answer: Answer;
-    let then: 'complete' | 'release' | 'keep' | 'done';
+    let then: 'release' | 'keep' | 'stored';
     try {
-      [answer, then] = await this.#withKey(request, key, begin.token, attemptId, ctx);
+      [answer, then] = await this.#withKey(request, key, begin.token, ctx);
     } catch (error) {
       // Unexpected (the wallet calls never throw): free the key for the next copy.
       await this.#o.store.release(key, begin.token);
       throw error;
     }
     if (then === 'release') await this.#o.store.release(key, begin.token);
-    // A settled answer Redis missed waits in memory (O3); it replaces this attempt's own, should that
-    // one's timed-out `complete` run late (C).
-    if (then === 'complete')
-      await this.#complete(key, begin.token, request, answer, { attempt: attemptId, own: false });
     return answer;
   }
 
@@ -160,20 +155,26 @@ export class PhiaProcessor {
     request: MoneyRequest,
     key: string,
     token: string,
-    attemptId: string,
     ctx: RequestContext,
-  ): Promise<[Answer, 'complete' | 'release' | 'keep' | 'done']> {
+  ): Promise<[Answer, 'release' | 'keep' | 'stored']> {
+    const attemptId = newAttemptId();
     const first = await this.#callWallet(request, attemptId, ctx);
     const firstClass = first.code === 'ok' ? 'decided' : answerClass(first.code);
     if (firstClass === 'request') return [first, 'release']; // R9: the answer of this request only
     let code = first.code as ErrorCode;
     if (firstClass === 'decided') {
       // R1-R3, C: the answer leaves only once Redis holds it; one it cannot hold is settled as undecided.
-      if (await this.#storeOwn(key, token, request, first, attemptId)) return [first, 'done'];
+      if (await this.#storeOwn(key, token, request, first, attemptId)) return [first, 'stored'];
       code = 'WALLET_UNAVAILABLE';
     }
     const settled = await this.#settle(request, code, attemptId, true, ctx); // S
-    if (settled !== undefined) return [settled, settled.code === 'IDEMPOTENCY_MISMATCH' ? 'release' : 'complete'];
+    if (settled?.code === 'IDEMPOTENCY_MISMATCH') return [settled, 'release'];
+    if (settled !== undefined) {
+      // A settled answer Redis missed waits in memory (O3); it replaces this attempt's own, should that
+      // one's timed-out tries run late (C).
+      await this.#complete(key, token, request, settled, { attempt: attemptId, own: false });
+      return [settled, 'stored'];
+    }
     const where = await this.#queueVoid(request, code, attemptId, ctx); // S → O1
     // O3: the lock holds copies off until the void moves to Redis with its answer (the in-process
     // store keeps that answer already).
