@@ -6,8 +6,14 @@
 import t from 'tap';
 import { moneyFingerprint, voidOutboxKeys } from '@phia/proto';
 import { expectError, json, post, uid } from '../../gateway/src/test-helpers/index.js';
-import { moneyBody, REDIS_URL, startStack, until, waitForAppRedis, holdAccount } from '../helpers/gateway-stack.js';
-import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
+import {
+  moneyBody,
+  proxiedRedisApp,
+  startStack,
+  until,
+  waitForAppRedis,
+  holdAccount,
+} from '../helpers/gateway-stack.js';
 import type { RedisClient } from '../../gateway/src/redis.js';
 import { member, RedisVoidBackend, type VoidJob } from '../../gateway/src/voids/backends.js';
 import { VoidQueue } from '../../gateway/src/voids/queue.js';
@@ -138,12 +144,7 @@ t.test('409 REQUEST_IN_PROGRESS when the lock outlives the wait (its owner died)
 });
 
 t.test('Redis stopped mid-run: no money moves, copies agree, the gateway stays up and recovers', async (t) => {
-  const target = new URL(REDIS_URL);
-  const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
-  t.teardown(() => proxy.close());
-  // The same database as the test's own client (TEST_REDIS_URL may name one).
-  const app = await stack.newApp({}, { REDIS_URL: `${proxy.url('redis')}${target.pathname}` });
-  await waitForAppRedis(app);
+  const { proxy, app } = await proxiedRedisApp(stack, t);
   const user = uid('redisdown');
   await stack.fund(user, 'USD', '20');
 

@@ -7,27 +7,32 @@
  */
 import t from 'tap';
 import { expectError, post, uid } from '../../gateway/src/test-helpers/index.js';
-import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
-import { holdAccount, moneyBody, REDIS_URL, startStack, until, waitForAppRedis } from '../helpers/gateway-stack.js';
+import { holdAccount, moneyBody, proxiedRedisApp, startStack, until } from '../helpers/gateway-stack.js';
 
 const stack = await startStack({ label: 'gw_vanish', env: { WALLET_DEADLINE_MS: '300' } });
 t.teardown(() => stack.close());
+
+/** The holder's one wallet call, straight to the wallet under its own attempt id (its gateway then dies). */
+function holderBet(bet: Record<string, unknown>, attemptId: string) {
+  const text = (name: string) => String(bet[name]);
+  return stack.admin.Bet({
+    tx_id: text('tx_id'),
+    user_id: text('user_id'),
+    currency: text('currency'),
+    amount: text('amount'),
+    round_id: text('round_id'),
+    game_session_id: text('game_session_id'),
+    game_id: text('game_id'),
+    attempt_id: attemptId,
+  });
+}
 
 t.test('a copy answered with an error after its holder vanished: the bet does not stay applied', async (t) => {
   const user = uid('vanish');
   await stack.fund(user, 'USD', '50');
   const bet = moneyBody({ user_id: user, amount: '10.00' });
   // The holder's one wallet call, under its own attempt id; its gateway dies before `complete`.
-  await stack.admin.Bet({
-    tx_id: bet.tx_id as string,
-    user_id: user,
-    currency: 'USD',
-    amount: '10.00',
-    round_id: bet.round_id as string,
-    game_session_id: bet.game_session_id as string,
-    game_id: bet.game_id as string,
-    attempt_id: 'the-vanished-holder',
-  });
+  await holderBet(bet, 'the-vanished-holder');
   t.equal(await stack.balance(user, 'USD'), '40.00', 'the holder applied the bet');
 
   await stack.stopWallet();
@@ -47,19 +52,7 @@ t.test("a copy answered with an error after its holder vanished: replays get the
   await stack.fund(user, 'USD', '5');
   const bet = moneyBody({ user_id: user, amount: '10.00' });
   // The holder's call was declined and its gateway died before `complete`: the decline never left.
-  await t.rejects(
-    stack.admin.Bet({
-      tx_id: bet.tx_id as string,
-      user_id: user,
-      currency: 'USD',
-      amount: '10.00',
-      round_id: bet.round_id as string,
-      game_session_id: bet.game_session_id as string,
-      game_id: bet.game_id as string,
-      attempt_id: 'the-declined-holder',
-    }),
-    { code: 'INSUFFICIENT_FUNDS' },
-  );
+  await t.rejects(holderBet(bet, 'the-declined-holder'), { code: 'INSUFFICIENT_FUNDS' });
   await stack.stopWallet();
   const answer = await stack.post('/phia/bet', bet);
   await stack.startWallet();
@@ -71,11 +64,7 @@ t.test("a copy answered with an error after its holder vanished: replays get the
 });
 
 t.test('C: a decided answer leaves only once Redis holds it', async (t) => {
-  const target = new URL(REDIS_URL);
-  const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
-  t.teardown(() => proxy.close());
-  const app = await stack.newApp({}, { REDIS_URL: `${proxy.url('redis')}${target.pathname}` });
-  await waitForAppRedis(app);
+  const { proxy, app } = await proxiedRedisApp(stack, t);
   const answerOf = async (txId: unknown) =>
     JSON.parse((await stack.redis?.get(`${stack.keyPrefix}ans:bet:${String(txId)}`)) ?? '{}') as { s?: number };
 

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildAppOptions } from '../../gateway/src/app.js';
 import type { Env, GatewayConfig } from '../../gateway/src/config.js';
 import { createRedisClient, waitForRedis, type RedisClient } from '../../gateway/src/redis.js';
+import { startTcpProxy } from '../../gateway/src/test-helpers/tcp-proxy.js';
 import { createTestSchema, type TestSchema } from './postgres.js';
 import { walletTestClient, type WalletTestClient } from './wallet-client.js';
 import { startWalletServer, type WalletServerOptions } from '../../wallet-service/src/index.js';
@@ -189,4 +190,15 @@ export async function holdAccount(
       client.release();
     },
   };
+}
+
+/** Another gateway app whose Redis connection goes through a proxy the test can stop, pause or resume. */
+export async function proxiedRedisApp(stack: Pick<Stack, 'newApp'>, t: { teardown: (fn: () => unknown) => void }) {
+  const target = new URL(REDIS_URL);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
+  t.teardown(() => proxy.close());
+  // The same database as the test's own client (TEST_REDIS_URL may name one).
+  const app = await stack.newApp({}, { REDIS_URL: `${proxy.url('redis')}${target.pathname}` });
+  await waitForAppRedis(app);
+  return { proxy, app };
 }
