@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
-import { bareSqlBaselines } from './baselines/bare-sql.js';
+import { bareSqlBaselines, type BareOpenLoop } from './baselines/bare-sql.js';
 import { checkBooks, type BooksCheck } from './lib/books.js';
 import { loneBets, type LoneBetResult } from './lib/lone-bet.js';
 import { runLoad, type LoadResult } from './lib/load.js';
@@ -226,12 +226,15 @@ async function main(): Promise<number> {
 
   // 2. The bare SQL bet (pgbench) and the wallet's own bet loop, then bet, one-player, win, refund.
   const wantsMoney = options.paths.some((path) => path !== 'balance' && path !== 'replay');
+  let bareOpenLoop: BareOpenLoop[] = [];
   if (options.baselines && wantsMoney) {
     const bare = await bareSqlBaselines({
       databaseUrl: options.databaseUrl,
       clients: 32,
       durationS: options.durationS,
       warmupS: options.warmupS,
+      openLoopShares: ISSUE14.openLoopShares,
+      openLoopS: options.openLoopS,
     });
     if ('missing' in bare) {
       notes.push(bare.missing);
@@ -239,6 +242,12 @@ async function main(): Promise<number> {
     } else {
       baselines['bare-sql'] = bare.bet;
       baselines['bare-one-row'] = bare.oneRow;
+      bareOpenLoop = bare.openLoop;
+      for (const run of bare.openLoop) {
+        say(
+          `baseline bare-sql open loop at ${Math.round(run.share * 100)}% of its rate (${run.rate}/s): p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms, max ${run.latencyMs.max} ms, ${run.tps} tps`,
+        );
+      }
       say(
         `baseline bare-sql: ${bare.bet.rps} bets/s at 32 clients; bare-one-row: ${bare.oneRow.rps}/s at 1 client, ${bare.oneRow.latencyMs.p50} ms average (${elapsed()})`,
       );
@@ -416,7 +425,7 @@ async function main(): Promise<number> {
     });
   }
   targets.push(...walletTargets(baselines, paths, loneBet));
-  const issue14 = issue14Targets(baselines, paths, loneGatewayBet, openLoop);
+  const issue14 = issue14Targets(baselines, paths, loneGatewayBet, openLoop, bareOpenLoop);
   if (overload !== undefined && overload.path === 'bet') issue14.push(...overloadTargets(overload));
   targets.push({
     name: `gateway RSS < ${GATEWAY_RSS_TARGET_MB} MB after the path runs (about 60 s under load by default)`,
@@ -454,6 +463,7 @@ async function main(): Promise<number> {
         loneBet,
         loneGatewayBet,
         openLoop,
+        bareOpenLoop,
         overload,
         issue14,
         rss: {
@@ -489,6 +499,7 @@ function issue14Targets(
   paths: PathResult[],
   loneGatewayBet: LoadResult | undefined,
   openLoop: { share: number; rate: number; result: OpenLoopResult }[],
+  bareOpenLoop: BareOpenLoop[],
 ): Check[] {
   const targets: Check[] = [];
   const path = (name: PathName) => paths.find((result) => result.path === name);
@@ -523,10 +534,15 @@ function issue14Targets(
   for (const run of openLoop) {
     const p99 = run.result.latencyMs.p99;
     const judged = run === half;
+    const bare = bareOpenLoop.find((other) => other.share === run.share);
+    const limit =
+      bare === undefined
+        ? ''
+        : `; the bare SQL bet at ${run.share * 100}% of its own rate (${bare.rate}/s): p50 ${bare.latencyMs.p50} ms, p99 ${bare.latencyMs.p99} ms`;
     targets.push({
       name: `bet p99 open loop at ${run.share * 100}% of capacity (${run.rate}/s)${judged ? ` < ${ISSUE14.openLoopP99Ms} ms` : ' (reported)'}`,
       ok: !judged || (p99 < ISSUE14.openLoopP99Ms && run.result.refused.count === 0 && run.result.timeouts === 0),
-      detail: `p50 ${run.result.latencyMs.p50} ms, p99 ${p99} ms${judged ? ` (margin ${round1(ISSUE14.openLoopP99Ms - p99)} ms)` : ''}, ${JSON.stringify(run.result.statusCodes)}, ${run.result.refused.count} refused`,
+      detail: `p50 ${run.result.latencyMs.p50} ms, p99 ${p99} ms${judged ? ` (margin ${round1(ISSUE14.openLoopP99Ms - p99)} ms)` : ''}, ${JSON.stringify(run.result.statusCodes)}, ${run.result.refused.count} refused${limit}`,
     });
   }
   const oneRow = baselines['bare-one-row'];

@@ -4,13 +4,18 @@
  * accounts), update its balance, insert a ledger row, commit (bare-sql/bare-bet.sql), prepared, at
  * `clients` connections. The same transaction always on account 1 from one client
  * (bare-sql/bare-bet-one-row.sql) is one player's limit: the row lock held for one round trip at a
- * time. Tables in a schema of their own (PGOPTIONS search_path), dropped afterwards.
+ * time. The same bet at fixed arrival rates (pgbench --rate, shares of its own measured rate) is the
+ * limit of the open-loop latency: pgbench counts each transaction from its scheduled start. Tables in
+ * a schema of their own (PGOPTIONS search_path), dropped afterwards.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { percentiles } from '../lib/load.js';
 import type { BaselineResult } from '../lib/report.js';
 
 const run = promisify(execFile);
@@ -23,6 +28,17 @@ export interface BareSqlOptions {
   warmupS: number;
   /** pgbench to run (PGBENCH, else `pgbench` on the PATH). */
   pgbench?: string;
+  /** Open-loop runs of the bare bet at these shares of its measured rate, `openLoopS` seconds each. */
+  openLoopShares?: readonly number[];
+  openLoopS?: number;
+}
+
+/** The bare SQL bet at a fixed arrival rate: latency from each transaction's scheduled start. */
+export interface BareOpenLoop {
+  share: number;
+  rate: number;
+  tps: number;
+  latencyMs: { count: number; p50: number; p99: number; max: number };
 }
 
 export interface BareSqlResults {
@@ -30,6 +46,7 @@ export interface BareSqlResults {
   bet: BaselineResult;
   /** The bare one-row transaction at 1 client. */
   oneRow: BaselineResult;
+  openLoop: BareOpenLoop[];
 }
 
 interface PgbenchRun {
@@ -56,12 +73,19 @@ export async function bareSqlBaselines(options: BareSqlOptions): Promise<BareSql
     const statements = readFileSync(`${DIR}bare-schema.sql`, 'utf8').split(/;\s*\n/);
     for (const statement of statements) if (statement.trim() !== '') await admin.query(statement);
 
-    const pgbenchRun = async (file: string, clients: number, seconds: number): Promise<PgbenchRun> => {
+    const pgbenchRun = async (
+      file: string,
+      clients: number,
+      seconds: number,
+      extra: string[] = [],
+      cwd?: string,
+    ): Promise<PgbenchRun> => {
       const args = ['-n', '-M', 'prepared', '-f', `${DIR}${file}`, '-c', String(clients)];
-      args.push('-j', String(Math.min(clients, 2)), '-T', String(seconds), options.databaseUrl);
+      args.push('-j', String(Math.min(clients, 2)), '-T', String(seconds), ...extra, options.databaseUrl);
       const { stdout } = await run(pgbench, args, {
         env: { ...process.env, PGOPTIONS: `-c search_path=${schema}` },
         maxBuffer: 1 << 20,
+        cwd,
       });
       const number = (pattern: RegExp) => Number(pattern.exec(stdout)?.[1] ?? NaN);
       return {
@@ -84,7 +108,20 @@ export async function bareSqlBaselines(options: BareSqlOptions): Promise<BareSql
     if (options.warmupS > 0) await pgbenchRun('bare-bet.sql', options.clients, options.warmupS);
     const bet = await pgbenchRun('bare-bet.sql', options.clients, options.durationS);
     const oneRow = await pgbenchRun('bare-bet-one-row.sql', 1, options.durationS);
+    const openLoop: BareOpenLoop[] = [];
+    for (const share of options.openLoopS ? (options.openLoopShares ?? []) : []) {
+      const rate = Math.max(1, Math.round(share * bet.tps));
+      const dir = mkdtempSync(join(tmpdir(), 'phia-pgbench-'));
+      try {
+        const rateArgs = ['--rate', String(rate), '--log', '--log-prefix', 'tx'];
+        const run = await pgbenchRun('bare-bet.sql', options.clients, options.openLoopS ?? 0, rateArgs, dir);
+        openLoop.push({ share, rate, tps: run.tps, latencyMs: scheduledLatencies(dir) });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
     return {
+      openLoop,
       bet: baseline(
         'bare-sql',
         `the bare SQL bet (lock a random one of 10,000 accounts, update it, insert a ledger row, commit), pgbench -M prepared, ${options.clients} clients`,
@@ -100,4 +137,24 @@ export async function bareSqlBaselines(options: BareSqlOptions): Promise<BareSql
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
     await admin.end();
   }
+}
+
+/**
+ * Latencies from pgbench's per-transaction logs of a --rate run (one file per thread): each line is
+ * `client transaction time_us script epoch epoch_us schedule_lag_us`, and time plus lag is the
+ * latency from the scheduled start.
+ */
+export function scheduledLatencies(dir: string): BareOpenLoop['latencyMs'] {
+  const latencies: number[] = [];
+  for (const file of readdirSync(dir)) {
+    for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
+      const fields = line.split(' ');
+      if (fields.length < 7) continue;
+      latencies.push((Number(fields[2]) + Number(fields[6])) / 1000);
+    }
+  }
+  // The same percentiles as the gateway's open-loop runs.
+  const stats = percentiles(latencies);
+  const r2 = (value: number) => Math.round(value * 100) / 100;
+  return { count: stats.count, p50: r2(stats.p50), p99: r2(stats.p99), max: r2(stats.max) };
 }
