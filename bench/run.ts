@@ -40,6 +40,7 @@ import {
 import {
   cpuMeter,
   installSignalHandlers,
+  machineCpu,
   onCleanup,
   round1,
   RssSampler,
@@ -91,6 +92,9 @@ interface OverloadResult {
   connectionRefusal: { cap: number; refusals: number; cpuUsPerRefusal: number };
   recovery: { bet: { status: number; ms: number }; balance: { status: number; ms: number } };
   rssMb: { gateway: number; wallet: number };
+  /** The load generator's own CPU (ms per second of the run), and the machine's. */
+  generatorCpuMsPerS: number;
+  machine: { busyPct: number; stealPct: number };
 }
 
 const checks: Check[] = [];
@@ -162,21 +166,24 @@ async function main(): Promise<number> {
   ): Promise<{
     load: LoadResult;
     rssMb: { gateway: number; wallet: number };
-    cpuUs: { gateway: number; wallet: number };
+    cpuUs: { gateway: number; wallet: number; generator: number };
+    machine: { busyPct: number; stealPct: number };
     window: ProfileWindow;
   }> => {
     if (options.warmupS > 0 && warmup !== undefined) {
       await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests: warmup });
     }
     rssWindow();
-    const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
+    const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid, generator: process.pid });
+    const machineMeter = machineCpu();
     const fromUs = monotonicUs();
     const load = await runLoad({ url, connections: options.connections, durationS: options.durationS, requests });
     const used = cpu(load.responses);
     return {
       load,
       rssMb: rssWindow(),
-      cpuUs: { gateway: used.gateway ?? NaN, wallet: used.wallet ?? NaN },
+      cpuUs: { gateway: used.gateway ?? NaN, wallet: used.wallet ?? NaN, generator: used.generator ?? NaN },
+      machine: machineMeter(),
       window: { fromUs, toUs: monotonicUs() },
     };
   };
@@ -187,7 +194,7 @@ async function main(): Promise<number> {
     requests: autocannon.Request[],
     extra: string[] = [],
   ) => {
-    const { load, rssMb, cpuUs, window } = await measure(stack.gatewayUrl, warmup, requests);
+    const { load, rssMb, cpuUs, machine, window } = await measure(stack.gatewayUrl, warmup, requests);
     pathWindows[path] = window;
     gatewayLoadedS += load.durationS + options.warmupS;
     const { baseline, target } = BASELINE_OF[path];
@@ -199,12 +206,14 @@ async function main(): Promise<number> {
       ratio: base === undefined || base.rps === 0 ? undefined : Math.round((1000 * load.okRps) / base.rps) / 1000,
       target,
       rssMb,
-      cpuUsPerRequest: cpuUs,
+      cpuUsPerRequest: { gateway: cpuUs.gateway, wallet: cpuUs.wallet },
+      generatorCpuUsPerRequest: cpuUs.generator,
+      machine,
       notes: extra,
     };
     paths.push(result);
     say(
-      `${path}: ${load.okRps} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms, non-2xx ${load.non2xx}, errors ${load.errors}, CPU/request gateway ${cpuUs.gateway} µs wallet ${cpuUs.wallet} µs${result.ratio === undefined ? '' : `, ${Math.round(result.ratio * 100)}% of ${baseline}`} (${elapsed()})`,
+      `${path}: ${load.okRps} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms, non-2xx ${load.non2xx}, errors ${load.errors}, CPU/request gateway ${cpuUs.gateway} µs wallet ${cpuUs.wallet} µs generator ${cpuUs.generator} µs, machine ${machine.busyPct}% busy (steal ${machine.stealPct}%)${result.ratio === undefined ? '' : `, ${Math.round(result.ratio * 100)}% of ${baseline}`} (${elapsed()})`,
     );
     if (load.non2xx > 0) say(`  ${path} status codes: ${JSON.stringify(load.statusCodes)}`);
     return result;
@@ -269,6 +278,7 @@ async function main(): Promise<number> {
     await runPath('one-player', betRequests(warm, []), betRequests(measured, []));
   }
   let loneBet: LoneBetResult | undefined;
+  let loneEcho: LoneEcho | undefined;
   if (options.paths.includes('bet')) {
     loneBet = await loneBets(stack.wallet, players, {
       tag: `${runId}-lone`,
@@ -276,6 +286,7 @@ async function main(): Promise<number> {
       warmupS: Math.min(options.warmupS, 1),
       deadlineMs: options.deadlineMs,
     });
+    if (options.baselines) loneEcho = await loneEchoBaseline();
     say(
       `lone bet over gRPC, one at a time: p50 ${loneBet.latencyMs.p50} ms, average ${loneBet.latencyMs.avg} ms, p99 ${loneBet.latencyMs.p99} ms, ${loneBet.latencyMs.count} bets, errors ${loneBet.errors} (${elapsed()})`,
     );
@@ -424,7 +435,7 @@ async function main(): Promise<number> {
       detail: `${result.load.latencyMs.p99} ms`,
     });
   }
-  targets.push(...walletTargets(baselines, paths, loneBet));
+  targets.push(...walletTargets(baselines, paths, loneBet, loneEcho));
   const issue14 = issue14Targets(baselines, paths, loneGatewayBet, openLoop, bareOpenLoop);
   if (overload !== undefined && overload.path === 'bet') issue14.push(...overloadTargets(overload));
   targets.push({
@@ -461,6 +472,7 @@ async function main(): Promise<number> {
         baselines,
         paths,
         loneBet,
+        loneEcho,
         loneGatewayBet,
         openLoop,
         bareOpenLoop,
@@ -628,6 +640,35 @@ async function grpcEchoBaseline(players: Player[], key: string): Promise<Baselin
   return result;
 }
 
+interface LoneEcho {
+  count: number;
+  p50: number;
+  avg: number;
+  p99: number;
+}
+
+/** One gRPC echo at a time, from a process of its own: the floor of one unary call's latency here. */
+async function loneEchoBaseline(): Promise<LoneEcho> {
+  const server = await startChild('grpc-echo-server', 'grpc-echo.ts', ['server']);
+  const seconds = String(Math.min(options.durationS, 5));
+  const warmup = String(Math.min(options.warmupS, 1));
+  const lone = spawnNode('grpc-echo-lone', join(ROOT, 'bench', 'baselines', 'grpc-echo.ts'), [
+    'lone',
+    String(server.port),
+    seconds,
+    warmup,
+  ]);
+  onCleanup(async () => void (await lone.stop(3000)));
+  const line = await lone.waitForLine(/^LONE \{/, 60_000);
+  await lone.stop(3000);
+  await server.child.stop(3000);
+  const result = JSON.parse(line.slice('LONE '.length)) as LoneEcho;
+  say(
+    `baseline lone gRPC echo, one call at a time: p50 ${result.p50} ms, average ${result.avg} ms, p99 ${result.p99} ms`,
+  );
+  return result;
+}
+
 async function dbBetBaseline(stack: Stack): Promise<BaselineResult> {
   const child = spawnNode('db-bet', join(ROOT, 'bench', 'baselines', 'db-bet.ts'), [
     JSON.stringify({
@@ -678,6 +719,7 @@ function walletTargets(
   baselines: Record<string, BaselineResult>,
   paths: PathResult[],
   loneBet: LoneBetResult | undefined,
+  loneEcho: LoneEcho | undefined,
 ): Check[] {
   const targets: Check[] = [];
   const dbBet = baselines['db-bet'];
@@ -703,7 +745,7 @@ function walletTargets(
     targets.push({
       name: `one bet at a time over gRPC <= ${LONE_BET_TARGET_MS} ms (p50)`,
       ok: loneBet.latencyMs.p50 <= LONE_BET_TARGET_MS,
-      detail: `p50 ${loneBet.latencyMs.p50} ms (margin ${round1(LONE_BET_TARGET_MS - loneBet.latencyMs.p50)} ms), average ${loneBet.latencyMs.avg} ms${oneRow ? `, ${round1(loneBet.latencyMs.avg / oneRow.latencyMs.p50)} x the bare one-row transaction's ${oneRow.latencyMs.p50} ms average` : ''}`,
+      detail: `p50 ${loneBet.latencyMs.p50} ms (margin ${round1(LONE_BET_TARGET_MS - loneBet.latencyMs.p50)} ms), average ${loneBet.latencyMs.avg} ms${oneRow ? `, ${round1(loneBet.latencyMs.avg / oneRow.latencyMs.p50)} x the bare one-row transaction's ${oneRow.latencyMs.p50} ms average` : ''}${loneEcho ? `; a lone gRPC echo: p50 ${loneEcho.p50} ms` : ''}`,
     });
   }
   return targets;
@@ -729,7 +771,8 @@ async function overloadRun(
   );
   const sampler = new RssSampler({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
   const refusalsBefore = await admissionRefusals(stack.gatewayUrl);
-  const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
+  const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid, generator: process.pid });
+  const machineMeter = machineCpu();
   const load = await runOpenLoop({
     url: stack.gatewayUrl,
     rate,
@@ -738,6 +781,7 @@ async function overloadRun(
     timeoutMs: 10_000,
   });
   const cpuTotalUs = cpu(1);
+  const machine = machineMeter();
   const refusedByAdmission = (await admissionRefusals(stack.gatewayUrl)) - refusalsBefore;
   const connectionRefusal = await connectionRefusalCost(stack);
   const maxUnansweredAgeMs = spec?.outcomes.maxPendingAgeMs() ?? 0;
@@ -771,9 +815,11 @@ async function overloadRun(
     connectionRefusal,
     recovery,
     rssMb: { gateway: window.gateway ?? 0, wallet: window.wallet ?? 0 },
+    generatorCpuMsPerS: Math.round((cpuTotalUs.generator ?? NaN) / 1000 / load.durationS),
+    machine,
   };
   say(
-    `overload: ${load.sent} sent, ${load.answered} answered (${JSON.stringify(load.statusCodes)}), ${load.refused.count} connections closed unanswered (p99 ${load.refused.p99} ms after the scheduled send), ${load.timeouts} timeouts; 200s ${load.okRps}/s; answers p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms; generator lag max ${load.maxSendLagMs} ms; gateway CPU ${Math.round((cpuTotalUs.gateway ?? 0) / 1000)} ms (residual estimate ${result.cpuUs.perRefusalResidual} µs per refused request); refusal at accept measured alone: ${connectionRefusal.cpuUsPerRefusal} µs each (${connectionRefusal.refusals} connections past the cap of ${connectionRefusal.cap})`,
+    `overload: ${load.sent} sent, ${load.answered} answered (${JSON.stringify(load.statusCodes)}), ${load.refused.count} connections closed unanswered (p99 ${load.refused.p99} ms after the scheduled send), ${load.timeouts} timeouts; 200s ${load.okRps}/s; answers p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms; generator lag max ${load.maxSendLagMs} ms, generator CPU ${result.generatorCpuMsPerS} ms/s, machine ${machine.busyPct}% busy (steal ${machine.stealPct}%); gateway CPU ${Math.round((cpuTotalUs.gateway ?? 0) / 1000)} ms (residual estimate ${result.cpuUs.perRefusalResidual} µs per refused request); refusal at accept measured alone: ${connectionRefusal.cpuUsPerRefusal} µs each (${connectionRefusal.refusals} connections past the cap of ${connectionRefusal.cap})`,
   );
   for (const [status, stats] of Object.entries(load.latencyByStatus)) {
     say(`  ${status}: ${stats.count} answers, p50 ${stats.p50} ms, p99 ${stats.p99} ms, max ${stats.max} ms`);

@@ -268,6 +268,27 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/**
+ * The whole machine's CPU from /proc/stat over a window: the share of all cores busy, and of it the
+ * share the hypervisor took (steal). Tells whether a run was bound by the machine, not by one process.
+ */
+export function machineCpu(): () => { busyPct: number; stealPct: number } {
+  const read = () => {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const values = [user, nice, system, idle, iowait, irq, softirq, steal].map((value) => value ?? 0);
+    const total = values.reduce((sum, value) => sum + value, 0);
+    return { total, idle: (idle ?? 0) + (iowait ?? 0), steal: steal ?? 0 };
+  };
+  const before = read();
+  return () => {
+    const after = read();
+    const total = after.total - before.total;
+    const pct = (value: number) => (total > 0 ? Math.round((1000 * value) / total) / 10 : NaN);
+    return { busyPct: pct(total - (after.idle - before.idle)), stealPct: pct(after.steal - before.steal) };
+  };
+}
+
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
 

@@ -23,6 +23,9 @@ export interface PathResult {
   rssMb: { gateway: number; wallet: number };
   /** CPU time used per answered request during the measured run, µs (noise-robust cost). */
   cpuUsPerRequest: { gateway: number; wallet: number };
+  /** The load generator's (this process's) CPU per answered request, µs, and the machine's CPU. */
+  generatorCpuUsPerRequest: number;
+  machine: { busyPct: number; stealPct: number };
   notes: string[];
 }
 
