@@ -6,8 +6,11 @@
  *                         Fastify with the gateway's plugins; POST /echo parses the balance body and
  *                         makes one unary call on one long-lived channel (the gateway's channel
  *                         options, a 2 s deadline, x-request-id metadata), answering its reply
+ *   grpc-echo.ts lone <grpc port> <seconds> <warm-up seconds>
+ *                         the same calls one at a time, as the lone bet calls the wallet; prints
+ *                         `LONE {"count","p50","avg","p99"}` (ms) and exits
  *
- * Each runs as its own process on 127.0.0.1 and prints `READY <port>`.
+ * server and front run as their own processes on 127.0.0.1 and print `READY <port>`.
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +40,8 @@ interface EchoRequest {
 }
 
 async function server(): Promise<void> {
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+  // The wallet's server options (wallet-service/src/wallet.ts).
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024, 'grpc.enable_channelz': 0 });
   grpcServer.addService(Echo.service, {
     Echo: (call: grpc.ServerUnaryCall<EchoRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       callback(null, { balance: '100.00', currency: call.request.currency });
@@ -54,22 +58,27 @@ async function server(): Promise<void> {
   process.on('SIGINT', stop);
 }
 
-async function front(grpcPort: string): Promise<void> {
-  const client = new Echo(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), {
+function echoClient(grpcPort: string) {
+  return new Echo(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), {
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 2000,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.enable_retries': 0,
+    'grpc.enable_channelz': 0,
   });
-  const echo = client as unknown as {
-    Echo(
-      request: EchoRequest,
-      metadata: grpc.Metadata,
-      options: grpc.CallOptions,
-      callback: (error: grpc.ServiceError | null, reply: unknown) => void,
-    ): void;
-  };
+}
+
+type EchoCall = (
+  request: EchoRequest,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, reply: unknown) => void,
+) => void;
+
+async function front(grpcPort: string): Promise<void> {
+  const client = echoClient(grpcPort);
+  const echo = client as unknown as { Echo: EchoCall };
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
   await app.register(helmet);
   await app.register(underPressure, { sampleInterval: 100, exposeStatusRoute: false });
@@ -100,10 +109,43 @@ async function front(grpcPort: string): Promise<void> {
   process.on('SIGINT', stop);
 }
 
-const [role, port] = process.argv.slice(2);
+/** One call at a time: the latency floor of one unary call between two processes here. */
+async function lone(grpcPort: string, seconds: number, warmupS: number): Promise<void> {
+  const client = echoClient(grpcPort);
+  const echo = (client as unknown as { Echo: EchoCall }).Echo.bind(client);
+  const call = () =>
+    new Promise<void>((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-request-id', randomUUID());
+      const request = { user_id: 'lone', currency: 'EUR', session_id: '' };
+      echo(request, metadata, { deadline: new Date(Date.now() + 2000) }, (error) =>
+        error ? reject(error) : resolve(),
+      );
+    });
+  const latencies: number[] = [];
+  const phase = async (durationS: number, record: boolean) => {
+    const until = Date.now() + durationS * 1000;
+    while (Date.now() < until) {
+      const started = performance.now();
+      await call();
+      if (record) latencies.push(performance.now() - started);
+    }
+  };
+  await phase(warmupS, false);
+  await phase(seconds, true);
+  client.close();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const r3 = (value: number) => Math.round(value * 1000) / 1000;
+  const avg = latencies.reduce((sum, value) => sum + value, 0) / Math.max(1, latencies.length);
+  console.log(`LONE ${JSON.stringify({ count: latencies.length, p50: r3(at(0.5)), avg: r3(avg), p99: r3(at(0.99)) })}`);
+}
+
+const [role, port, seconds, warmup] = process.argv.slice(2);
 if (role === 'server') await server();
 else if (role === 'front' && port !== undefined) await front(port);
+else if (role === 'lone' && port !== undefined) await lone(port, Number(seconds ?? 5), Number(warmup ?? 1));
 else {
-  console.error('usage: grpc-echo.ts server | front <grpc port>');
+  console.error('usage: grpc-echo.ts server | front <grpc port> | lone <grpc port> <seconds> <warm-up seconds>');
   process.exit(2);
 }
