@@ -10,6 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildAppOptions } from './app.js';
+import { LISTEN_BACKLOG } from './plugins/app/admission.js';
 import { ConfigError, loadConfig, type Env, type GatewayConfig } from './config.js';
 
 export interface StartGatewayOptions extends Partial<Omit<BuildAppOptions, 'config'>> {
@@ -39,9 +40,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     console.log(`PHIA_SIGNING_KEYS not set: generated development key ${config.generatedDevKey}`);
   }
   try {
-    // A deep accept queue (capped by net.core.somaxconn): under a burst of new connections a short
-    // one drops handshakes, and those clients wait seconds for TCP retransmits before being served.
-    await app.listen({ host: config.host, port: config.port, backlog: 4096 });
+    await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
   } catch (error) {
     await app.close();
     throw error;

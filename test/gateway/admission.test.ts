@@ -127,6 +127,17 @@ t.test('answered requests leave the in-progress count (bound: ADMISSION_FACTOR x
   }
 });
 
+/** Opens and closes a TCP connection: 'connected', or the error code of the refusal. */
+function connectError(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
 /** A signed POST over a real connection: its answer, or `closed` when the connection closed without one. */
 function postOverHttp(
   url: string,
@@ -155,7 +166,7 @@ function postOverHttp(
 }
 
 t.test(
-  'full (ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT in progress): new connections refused at accept; on open ones a money request is closed unanswered, a balance gets 503; nothing reaches the store or the wallet',
+  'full (ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT in progress): the listener closed, new connections refused by the kernel; on open ones a money request is closed unanswered, a balance gets 503; nothing reaches the store or the wallet; listening again once a place frees',
   async (t) => {
     t.equal(ADMISSION_FACTOR, 2, 'two places per wallet call: here 2');
     const gateway = await startGateway({
@@ -184,11 +195,8 @@ t.test(
     t.ok(await until(() => gateway.app.admission.inProgress === 2), 'the copy waits: the gateway is full');
 
     const refusedBet = moneyBody({ user_id: other, amount: '7' });
-    t.equal(
-      await postOverHttp(gateway.url, '/phia/bet', refusedBet),
-      'closed',
-      'a new connection: refused at accept, no answer',
-    );
+    t.equal(await connectError(gateway.port), 'ECONNREFUSED', 'a new connection: refused by the kernel at once');
+    t.equal(await postOverHttp(gateway.url, '/phia/bet', refusedBet), 'closed', 'a bet on a new connection: no answer');
     // A connection opened while there was room: its requests are refused by the admission hook.
     const balance = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' }, open);
     t.not(balance, 'closed');
@@ -204,7 +212,6 @@ t.test(
     t.equal(await storedStatus('bet', refusedBet.tx_id as string), 'none', 'the refused bet never reached the wallet');
     t.equal(await stack.redis?.exists(`${stack.keyPrefix}lock:bet:${String(refusedBet.tx_id)}`), 0, 'nor the store');
     const metrics = (await gateway.app.inject({ method: 'GET', url: '/metrics' })).body;
-    t.match(metrics, /phia_admission_refusals_total\{action="unknown",answer="connection"\} [1-9]/);
     t.match(metrics, /phia_admission_refusals_total\{action="bet",answer="closed"\} 1/);
     t.match(metrics, /phia_admission_refusals_total\{action="balance",answer="503"\} 1/);
 
@@ -212,9 +219,42 @@ t.test(
     const [firstRes, copyRes] = await Promise.all([first, copy]);
     t.same([firstRes !== 'closed' && firstRes.status, copyRes !== 'closed' && copyRes.status], [200, 200]);
     t.equal(gateway.app.admission.inProgress, 0, 'both left the count');
+    t.ok(await until(async () => (await connectError(gateway.port)) === 'connected'), 'listening again on its port');
     const after = await postOverHttp(gateway.url, '/phia/bet', refusedBet);
     t.ok(after !== 'closed' && after.status === 200, 'the same bet is taken once there is room');
     t.equal(await stack.balance(other, 'USD'), '43.00');
+  },
+);
+
+t.test(
+  'closed while full: the gateway does not listen again, and its requests in progress still get their answers',
+  async (t) => {
+    const gateway = await startGateway({
+      config: { ...stack.config, host: '127.0.0.1', port: 0 },
+      keyPrefix: stack.keyPrefix,
+      logger: quietLogger(),
+      defaultMetrics: false,
+    });
+    const held = uid('shut');
+    await stack.fund(held, 'USD', '50');
+    const lock = await holdAccount(stack, held);
+    const bet = moneyBody({ user_id: held, amount: '10' });
+    const first = postOverHttp(gateway.url, '/phia/bet', bet);
+    t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
+    const copy = postOverHttp(gateway.url, '/phia/bet', bet);
+    t.ok(await until(() => gateway.app.admission.inProgress === 2), 'full');
+    t.equal(await connectError(gateway.port), 'ECONNREFUSED', 'the listener is closed');
+    const closed = gateway.close();
+    await lock.release();
+    const answers = await Promise.all([first, copy]);
+    t.same(
+      answers.map((answer) => answer !== 'closed' && answer.status),
+      [200, 200],
+      'both answered',
+    );
+    await closed;
+    t.equal(await connectError(gateway.port), 'ECONNREFUSED', 'still refused after the close: not listening again');
+    t.equal(gateway.app.server.listening, false);
   },
 );
 

@@ -4,11 +4,13 @@
  * ones, hold no place; it leaves the count on its response's 'close' event, which comes whether the
  * answer went out or the client went away first.
  *
- * Past CONNECTIONS_FACTOR x WALLET_MAX_IN_FLIGHT open connections, and while ADMISSION_FACTOR x
- * WALLET_MAX_IN_FLIGHT requests are in progress (full), new connections are refused at accept (the
- * server's maxConnections, before any JavaScript runs for them): requests queued in sockets the
- * gateway has not read yet wait in front of the event loop, unseen by any count, and their answers
- * would come too late however fast the gateway is once it reads them. While
+ * While ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT requests are in progress (full), the listener is
+ * closed, so the kernel refuses new connections at once and resets those waiting in its accept queue;
+ * it listens again on the same address when a place frees (A1 in docs/idempotency.md). Past
+ * CONNECTIONS_FACTOR x WALLET_MAX_IN_FLIGHT open connections a new one is closed at accept (the
+ * server's maxConnections, before any JavaScript runs for it). Connections the gateway has not
+ * accepted, and requests in sockets it has not read, wait in front of the event loop unseen by any
+ * count: on a busy gateway for seconds, and their answers would come too late. While
  * full, or while the event loop is overloaded, new PHIA requests on open connections are refused
  * before any store or wallet work, as early as possible (onRequest, before the body is read; again in
  * preHandler for a burst that arrived together):
@@ -21,6 +23,7 @@
  *
  * Closing the app waits for the requests in progress before the wallet client and Redis close.
  */
+import { Server, type AddressInfo } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { errorAnswer } from '../../phia/contract.js';
@@ -36,6 +39,11 @@ export const ADMISSION_FACTOR = 2;
  * pools and for clients stalled in their bodies (which hold no place in the in-progress count).
  */
 export const CONNECTIONS_FACTOR = 8;
+/**
+ * The listener's accept queue (capped by net.core.somaxconn): under a burst of new connections a short
+ * one drops handshakes, and those clients wait seconds for TCP retransmits before being served.
+ */
+export const LISTEN_BACKLOG = 4096;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -82,19 +90,63 @@ export default fp<AppOptions>(
       if (routeConfig(request).phia === true && full()) return void refuse(request, reply);
       done();
     });
+    // While full the listener is closed (A1). net's close, not http's: http's also closes idle
+    // keep-alive connections; open connections stay as they are. A gateway on several addresses (a
+    // host name such as localhost: Fastify's secondary servers close with the main one) caps its
+    // connections instead, closing new ones at accept.
+    let listener: 'open' | 'closed' | 'reopening' | 'capped' = 'open';
+    let closedAt: AddressInfo | undefined;
+    let shuttingDown = false;
+    const stopListening = () => {
+      const address = server.address();
+      if (listener !== 'open' || address === null || typeof address === 'string') return;
+      if (app.addresses().length > 1) {
+        listener = 'capped';
+        server.maxConnections = 1;
+        return;
+      }
+      listener = 'closed';
+      closedAt = address;
+      Server.prototype.close.call(server);
+    };
+    const listenAgain = () => {
+      if (listener === 'capped') {
+        listener = 'open';
+        server.maxConnections = OPEN;
+      }
+      if (listener !== 'closed' || closedAt === undefined || shuttingDown) return;
+      listener = 'reopening';
+      const failed = (error: Error) => {
+        // The port was taken meanwhile: keep trying, serving the open connections.
+        listener = 'closed';
+        app.log.error({ err: error }, 'the gateway could not listen again after being full; retrying');
+        setTimeout(listenAgain, 100).unref();
+      };
+      server.once('error', failed);
+      server.listen({ host: closedAt.address, port: closedAt.port, backlog: LISTEN_BACKLOG }, () => {
+        server.removeListener('error', failed);
+        listener = 'open';
+        if (shuttingDown) Server.prototype.close.call(server);
+        else if (inProgress >= limit) stopListening(); // full again meanwhile
+      });
+    };
     const leave = () => {
-      if (inProgress-- === limit) server.maxConnections = OPEN;
+      if (inProgress-- === limit) listenAgain();
       if (inProgress === 0) idle?.();
     };
     app.addHook('preHandler', (request, reply, done) => {
       // A request whose socket is already gone is not counted: its handler answers without any work.
       if (routeConfig(request).phia !== true || request.raw.socket?.destroyed === true) return done();
       if (full()) return void refuse(request, reply);
-      if (++inProgress === limit) server.maxConnections = 1;
+      if (++inProgress === limit) stopListening();
       reply.raw.once('close', leave);
       done();
     });
 
+    app.addHook('preClose', (done) => {
+      shuttingDown = true;
+      done();
+    });
     app.addHook('onClose', async () => {
       if (inProgress === 0) return;
       await new Promise<void>((resolve) => {
