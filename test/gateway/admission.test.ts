@@ -9,7 +9,7 @@
  */
 import t from 'tap';
 import { Agent, request as httpRequest } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { ADMISSION_FACTOR, CONNECTIONS_FACTOR } from '../../gateway/src/plugins/app/admission.js';
 import { signBody } from '../../gateway/src/auth/signature.js';
 import { startGateway } from '../../gateway/src/server.js';
@@ -255,6 +255,40 @@ t.test(
     await closed;
     t.equal(await connectError(gateway.port), 'ECONNREFUSED', 'still refused after the close: not listening again');
     t.equal(gateway.app.server.listening, false);
+  },
+);
+
+t.test(
+  'full on several addresses (a host name such as localhost): new connections closed at accept, the listener kept',
+  async (t) => {
+    const gateway = await startGateway({
+      config: { ...stack.config, host: '127.0.0.1', port: 0 },
+      keyPrefix: stack.keyPrefix,
+      logger: quietLogger(),
+      defaultMetrics: false,
+    });
+    t.teardown(() => gateway.close());
+    // Fastify's secondary servers (localhost as 127.0.0.1 and ::1) close with the main one; this
+    // machine's localhost may have one address, so the gateway is told of a second one.
+    const address = gateway.app.addresses()[0] as AddressInfo;
+    (gateway.app as { addresses: () => AddressInfo[] }).addresses = () => [address, { ...address, address: '::1' }];
+    const held = uid('multi');
+    const other = uid('multi-other');
+    await stack.fund(held, 'USD', '50');
+    await stack.fund(other, 'USD', '50');
+    const lock = await holdAccount(stack, held);
+    const bet = moneyBody({ user_id: held, amount: '10' });
+    const first = postOverHttp(gateway.url, '/phia/bet', bet);
+    t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
+    const copy = postOverHttp(gateway.url, '/phia/bet', bet);
+    t.ok(await until(() => gateway.app.admission.inProgress === 2), 'full');
+    t.equal(await connectError(gateway.port), 'connected', 'the listener stays');
+    const refused = moneyBody({ user_id: other, amount: '7' });
+    t.equal(await postOverHttp(gateway.url, '/phia/bet', refused), 'closed', 'a new connection: closed at accept');
+    await lock.release();
+    await Promise.all([first, copy]);
+    const after = await postOverHttp(gateway.url, '/phia/bet', refused);
+    t.ok(after !== 'closed' && after.status === 200, 'served again once a place frees');
   },
 );
 
