@@ -41,7 +41,7 @@ interface EchoRequest {
 
 async function server(): Promise<void> {
   // The wallet's server options (wallet-service/src/wallet.ts).
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024, 'grpc.enable_channelz': 0 });
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   grpcServer.addService(Echo.service, {
     Echo: (call: grpc.ServerUnaryCall<EchoRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       callback(null, { balance: '100.00', currency: call.request.currency });

@@ -106,15 +106,6 @@ function addUntilReady(
   );
 }
 
-/**
- * The gRPC server's options. Channelz keeps per-call statistics nobody reads here (no channelz service
- * is registered): closures and clock reads on every call.
- */
-export const WALLET_SERVER_OPTIONS = {
-  'grpc.max_receive_message_length': 64 * 1024,
-  'grpc.enable_channelz': 0,
-} as const;
-
 export async function startWalletServer(options: WalletServerOptions = {}): Promise<WalletServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const metrics = new WalletMetrics(options.collectDefaultMetrics === true);
@@ -125,7 +116,7 @@ export async function startWalletServer(options: WalletServerOptions = {}): Prom
 
   // Health starts NOT_SERVING and turns SERVING once the database is ready.
   const health = new HealthImplementation({ '': 'NOT_SERVING', [WALLET_SERVICE_NAME]: 'NOT_SERVING' });
-  const server = new grpc.Server(WALLET_SERVER_OPTIONS);
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
   // The services are there from the first moment the port is open, answering UNAVAILABLE until the
