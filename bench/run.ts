@@ -819,7 +819,7 @@ async function overloadRun(
     machine,
   };
   say(
-    `overload: ${load.sent} sent, ${load.answered} answered (${JSON.stringify(load.statusCodes)}), ${load.refused.count} connections closed unanswered (p99 ${load.refused.p99} ms after the scheduled send), ${load.timeouts} timeouts; 200s ${load.okRps}/s; answers p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms; generator lag max ${load.maxSendLagMs} ms, generator CPU ${result.generatorCpuMsPerS} ms/s, machine ${machine.busyPct}% busy (steal ${machine.stealPct}%); gateway CPU ${Math.round((cpuTotalUs.gateway ?? 0) / 1000)} ms (residual estimate ${result.cpuUs.perRefusalResidual} µs per refused request); refusal at accept measured alone: ${connectionRefusal.cpuUsPerRefusal} µs each (${connectionRefusal.refusals} connections past the cap of ${connectionRefusal.cap})`,
+    `overload: ${load.sent} sent, ${load.answered} answered (${JSON.stringify(load.statusCodes)}), ${load.refused.count} connections closed unanswered (p99 ${load.refused.p99} ms after the scheduled send, ${load.refusedFromSend.p99} ms after the generator sent), ${load.timeouts} timeouts; 200s ${load.okRps}/s; answers p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, max ${load.latencyMs.max} ms; generator lag max ${load.maxSendLagMs} ms, generator CPU ${result.generatorCpuMsPerS} ms/s, machine ${machine.busyPct}% busy (steal ${machine.stealPct}%); gateway CPU ${Math.round((cpuTotalUs.gateway ?? 0) / 1000)} ms (residual estimate ${result.cpuUs.perRefusalResidual} µs per refused request); refusal at accept measured alone: ${connectionRefusal.cpuUsPerRefusal} µs each (${connectionRefusal.refusals} connections past the cap of ${connectionRefusal.cap})`,
   );
   for (const [status, stats] of Object.entries(load.latencyByStatus)) {
     say(`  ${status}: ${stats.count} answers, p50 ${stats.p50} ms, p99 ${stats.p99} ms, max ${stats.max} ms`);
@@ -842,7 +842,7 @@ function overloadTargets(overload: OverloadResult): Check[] {
         load.latencyMs.max <= limitMs &&
         overload.maxUnansweredAgeMs <= limitMs &&
         load.refused.max <= REFUSED_AT_ONCE_MS,
-      detail: `answers max ${load.latencyMs.max} ms (margin ${round1(limitMs - load.latencyMs.max)} ms); ${load.refused.count} closed, max ${load.refused.max} ms after the scheduled send (margin ${round1(REFUSED_AT_ONCE_MS - load.refused.max)} ms); ${load.timeouts} unanswered after 10 s`,
+      detail: `answers max ${load.latencyMs.max} ms (margin ${round1(limitMs - load.latencyMs.max)} ms); ${load.refused.count} closed, max ${load.refused.max} ms after the scheduled send (margin ${round1(REFUSED_AT_ONCE_MS - load.refused.max)} ms), p99 ${load.refusedFromSend.p99} and max ${load.refusedFromSend.max} ms after the generator sent; ${load.timeouts} unanswered after 10 s`,
     },
     {
       name: `overload: the excess refused before the wallet at <= ${OVERLOAD_REFUSAL_COST * 100}% of a served request's gateway CPU`,

@@ -39,6 +39,8 @@ export interface OpenLoopResult {
   latencyByStatus: Record<string, LatencyStats>;
   /** Connections closed without an answer, timed from the scheduled send. */
   refused: LatencyStats;
+  /** The same, timed from the moment the generator sent (its own lag left out). */
+  refusedFromSend: LatencyStats;
   timeouts: number;
   /** How late the generator sent, at worst (ms): a large value means the generator itself was starved. */
   maxSendLagMs: number;
@@ -53,6 +55,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
   const byStatus = new Map<number, number[]>();
   const refusedAfter: number[] = [];
+  const refusedFromSend: number[] = [];
   let timeouts = 0;
   let sent = 0;
   let answered = 0;
@@ -66,6 +69,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   };
   const send = (i: number, scheduledAt: number) => {
     const spec = options.next(i);
+    const sentAt = performance.now();
     let settled = false;
     outstanding++;
     sent++;
@@ -74,8 +78,10 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
       settled = true;
       clearTimeout(timer);
       const ms = performance.now() - scheduledAt;
-      if (outcome === 'refused') refusedAfter.push(ms);
-      else if (outcome === 'timeout') timeouts++;
+      if (outcome === 'refused') {
+        refusedAfter.push(ms);
+        refusedFromSend.push(performance.now() - sentAt);
+      } else if (outcome === 'timeout') timeouts++;
       else {
         answered++;
         let list = byStatus.get(outcome);
@@ -154,6 +160,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
     latencyMs: { ...round(percentiles(all)), mean: r2(mean) },
     latencyByStatus,
     refused: round(percentiles(refusedAfter)),
+    refusedFromSend: round(percentiles(refusedFromSend)),
     timeouts,
     maxSendLagMs: r2(maxSendLagMs),
     durationS: r2(durationS),
