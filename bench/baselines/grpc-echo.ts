@@ -19,6 +19,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import Fastify from 'fastify';
 import helmet from '../../gateway/src/plugins/external/helmet.js';
 import underPressure from '@fastify/under-pressure';
+import { percentiles } from '../lib/load.js';
 
 const PROTO = fileURLToPath(new URL('./echo.proto', import.meta.url));
 const definition = protoLoader.loadSync(PROTO, {
@@ -134,11 +135,11 @@ async function lone(grpcPort: string, seconds: number, warmupS: number): Promise
   await phase(warmupS, false);
   await phase(seconds, true);
   client.close();
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  // The lone bet's own statistics (bench/lib/lone-bet.ts), so that both sides are counted alike.
+  const stats = percentiles(latencies);
   const r3 = (value: number) => Math.round(value * 1000) / 1000;
   const avg = latencies.reduce((sum, value) => sum + value, 0) / Math.max(1, latencies.length);
-  console.log(`LONE ${JSON.stringify({ count: latencies.length, p50: r3(at(0.5)), avg: r3(avg), p99: r3(at(0.99)) })}`);
+  console.log(`LONE ${JSON.stringify({ count: stats.count, p50: r3(stats.p50), avg: r3(avg), p99: r3(stats.p99) })}`);
 }
 
 const [role, port, seconds, warmup] = process.argv.slice(2);

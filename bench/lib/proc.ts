@@ -274,11 +274,15 @@ export function cpuMs(pid: number): number {
  */
 export function machineCpu(): () => { busyPct: number; stealPct: number } {
   const read = () => {
+    // cpu  user nice system idle iowait irq softirq steal (ticks since boot, all cores)
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    const values = [user, nice, system, idle, iowait, irq, softirq, steal].map((value) => value ?? 0);
-    const total = values.reduce((sum, value) => sum + value, 0);
-    return { total, idle: (idle ?? 0) + (iowait ?? 0), steal: steal ?? 0 };
+    const ticks = line
+      .trim()
+      .split(/\s+/)
+      .slice(1, 9)
+      .map((value) => Number(value) || 0);
+    const at = (index: number) => ticks[index] ?? 0;
+    return { total: ticks.reduce((sum, value) => sum + value, 0), idle: at(3) + at(4), steal: at(7) };
   };
   const before = read();
   return () => {

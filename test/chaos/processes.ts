@@ -51,7 +51,6 @@ function installHandlers(): void {
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released: the caller binds it right after). */
 /**
  * A port free now, below Linux's ephemeral range (32768 and up): a port the OS handed out would be
  * handed out again, to any socket (every client connection of the parallel tests takes one) in the

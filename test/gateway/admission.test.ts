@@ -7,7 +7,7 @@
  * closing its connection unanswered; the same while the event loop is slowed past
  * GATEWAY_MAX_EVENT_LOOP_DELAY_MS.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { ADMISSION_FACTOR, CONNECTIONS_FACTOR } from '../../gateway/src/plugins/app/admission.js';
@@ -165,34 +165,46 @@ function postOverHttp(
   });
 }
 
+/** A gateway of its own on 127.0.0.1, on the stack's wallet and Redis. */
+function ownGateway() {
+  return startGateway({
+    config: { ...stack.config, host: '127.0.0.1', port: 0 },
+    keyPrefix: stack.keyPrefix,
+    logger: quietLogger(),
+    defaultMetrics: false,
+  });
+}
+
+/**
+ * Fills the gateway's two places: a bet waiting in the wallet for its account's lock, and its copy
+ * waiting for it (R4). Releasing the lock lets both through.
+ */
+async function fillGateway(t: Test, gateway: Awaited<ReturnType<typeof ownGateway>>, label: string) {
+  const held = uid(label);
+  await stack.fund(held, 'USD', '50');
+  const lock = await holdAccount(stack, held);
+  const bet = moneyBody({ user_id: held, amount: '10' });
+  const first = postOverHttp(gateway.url, '/phia/bet', bet);
+  t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
+  const copy = postOverHttp(gateway.url, '/phia/bet', bet);
+  t.ok(await until(() => gateway.app.admission.inProgress === 2), 'the copy waits: the gateway is full');
+  return { first, copy, lock };
+}
+
 t.test(
   'full (ADMISSION_FACTOR x WALLET_MAX_IN_FLIGHT in progress): the listener closed, new connections refused by the kernel; on open ones a money request is closed unanswered, a balance gets 503; nothing reaches the store or the wallet; listening again once a place frees',
   async (t) => {
     t.equal(ADMISSION_FACTOR, 2, 'two places per wallet call: here 2');
-    const gateway = await startGateway({
-      config: { ...stack.config, host: '127.0.0.1', port: 0 },
-      keyPrefix: stack.keyPrefix,
-      logger: quietLogger(),
-      defaultMetrics: false,
-    });
+    const gateway = await ownGateway();
     t.teardown(() => gateway.close());
-    const held = uid('full');
     const other = uid('refused');
-    await stack.fund(held, 'USD', '50');
     await stack.fund(other, 'USD', '50');
     // One keep-alive connection opened while there is room.
     const open = new Agent({ keepAlive: true, maxSockets: 1 });
     t.teardown(() => open.destroy());
     const warm = await postOverHttp(gateway.url, '/phia/balance', { user_id: other, currency: 'USD' }, open);
     t.ok(warm !== 'closed' && warm.status === 200, 'a balance while there is room');
-    const lock = await holdAccount(stack, held);
-
-    // Two places taken: a bet waiting in the wallet for the account lock, and its copy waiting for it (R4).
-    const bet = moneyBody({ user_id: held, amount: '10' });
-    const first = postOverHttp(gateway.url, '/phia/bet', bet);
-    t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
-    const copy = postOverHttp(gateway.url, '/phia/bet', bet);
-    t.ok(await until(() => gateway.app.admission.inProgress === 2), 'the copy waits: the gateway is full');
+    const { first, copy, lock } = await fillGateway(t, gateway, 'full');
 
     const refusedBet = moneyBody({ user_id: other, amount: '7' });
     t.equal(await connectError(gateway.port), 'ECONNREFUSED', 'a new connection: refused by the kernel at once');
@@ -229,20 +241,8 @@ t.test(
 t.test(
   'closed while full: the gateway does not listen again, and its requests in progress still get their answers',
   async (t) => {
-    const gateway = await startGateway({
-      config: { ...stack.config, host: '127.0.0.1', port: 0 },
-      keyPrefix: stack.keyPrefix,
-      logger: quietLogger(),
-      defaultMetrics: false,
-    });
-    const held = uid('shut');
-    await stack.fund(held, 'USD', '50');
-    const lock = await holdAccount(stack, held);
-    const bet = moneyBody({ user_id: held, amount: '10' });
-    const first = postOverHttp(gateway.url, '/phia/bet', bet);
-    t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
-    const copy = postOverHttp(gateway.url, '/phia/bet', bet);
-    t.ok(await until(() => gateway.app.admission.inProgress === 2), 'full');
+    const gateway = await ownGateway();
+    const { first, copy, lock } = await fillGateway(t, gateway, 'shut');
     t.equal(await connectError(gateway.port), 'ECONNREFUSED', 'the listener is closed');
     const closed = gateway.close();
     await lock.release();
@@ -261,27 +261,15 @@ t.test(
 t.test(
   'full on several addresses (a host name such as localhost): new connections closed at accept, the listener kept',
   async (t) => {
-    const gateway = await startGateway({
-      config: { ...stack.config, host: '127.0.0.1', port: 0 },
-      keyPrefix: stack.keyPrefix,
-      logger: quietLogger(),
-      defaultMetrics: false,
-    });
+    const gateway = await ownGateway();
     t.teardown(() => gateway.close());
     // Fastify's secondary servers (localhost as 127.0.0.1 and ::1) close with the main one; this
     // machine's localhost may have one address, so the gateway is told of a second one.
     const address = gateway.app.addresses()[0] as AddressInfo;
     (gateway.app as { addresses: () => AddressInfo[] }).addresses = () => [address, { ...address, address: '::1' }];
-    const held = uid('multi');
     const other = uid('multi-other');
-    await stack.fund(held, 'USD', '50');
     await stack.fund(other, 'USD', '50');
-    const lock = await holdAccount(stack, held);
-    const bet = moneyBody({ user_id: held, amount: '10' });
-    const first = postOverHttp(gateway.url, '/phia/bet', bet);
-    t.ok(await until(() => gateway.app.wallet.inFlight === 1), 'the first bet is in the wallet');
-    const copy = postOverHttp(gateway.url, '/phia/bet', bet);
-    t.ok(await until(() => gateway.app.admission.inProgress === 2), 'full');
+    const { first, copy, lock } = await fillGateway(t, gateway, 'multi');
     t.equal(await connectError(gateway.port), 'connected', 'the listener stays');
     const refused = moneyBody({ user_id: other, amount: '7' });
     t.equal(await postOverHttp(gateway.url, '/phia/bet', refused), 'closed', 'a new connection: closed at accept');
@@ -293,12 +281,7 @@ t.test(
 );
 
 t.test('past CONNECTIONS_FACTOR x WALLET_MAX_IN_FLIGHT open connections, a new one is closed at accept', async (t) => {
-  const gateway = await startGateway({
-    config: { ...stack.config, host: '127.0.0.1', port: 0 },
-    keyPrefix: stack.keyPrefix,
-    logger: quietLogger(),
-    defaultMetrics: false,
-  });
+  const gateway = await ownGateway();
   t.teardown(() => gateway.close());
   const cap = CONNECTIONS_FACTOR * stack.config.walletMaxInFlight;
   const idle: Socket[] = [];

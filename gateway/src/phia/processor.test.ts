@@ -10,7 +10,8 @@ import type { BeginResult } from '../idempotency/store.js';
 import { quietLogger } from '../test-helpers/index.js';
 import { VoidQueue } from '../voids/queue.js';
 import { WalletError, type MoneyRequest, type VoidRequest, type WalletClient } from '../wallet-client/client.js';
-import { newAttemptId, PhiaProcessor, SETTLE_BUDGET_MS } from './processor.js';
+import { newAttemptId } from './attempt-id.js';
+import { PhiaProcessor, SETTLE_BUDGET_MS } from './processor.js';
 
 interface Row {
   fp: string;

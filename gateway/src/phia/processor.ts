@@ -5,7 +5,6 @@
  * decided answer or queue the void. Answers are exact body text, so a replay is the same bytes.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { randomFillSync } from 'node:crypto';
 import {
   answerClass,
   currencyDecimals,
@@ -17,6 +16,7 @@ import {
   type MoneyKind,
 } from '@phia/proto';
 import type { FastifyBaseLogger } from 'fastify';
+import { newAttemptId } from './attempt-id.js';
 import { idempotencyKey, type AnswerOf, type IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { VoidQueue } from '../voids/queue.js';
@@ -48,24 +48,6 @@ export const STORE_BUDGET_MS = 4500;
 export const LOCK_TTL_MS = 8000;
 /** S, C: the pause between two tries while the wallet (S) or Redis (C) is out of reach. */
 const RETRY_MS = 100;
-
-/**
- * An attempt's id names it in the ledger and in its answer records (C): unique within one key is
- * enough, so 96 random bits in 16 characters, which every stored answer carries. The bits come from a
- * pool refilled 4 KiB at a time, as randomUUID's do: randomBytes per id was a system call per bet.
- */
-const ATTEMPT_ID_BYTES = 12;
-const attemptIdPool = Buffer.alloc(341 * ATTEMPT_ID_BYTES);
-let attemptIdOffset = attemptIdPool.length;
-export function newAttemptId(): string {
-  if (attemptIdOffset + ATTEMPT_ID_BYTES > attemptIdPool.length) {
-    randomFillSync(attemptIdPool);
-    attemptIdOffset = 0;
-  }
-  const id = attemptIdPool.toString('base64url', attemptIdOffset, attemptIdOffset + ATTEMPT_ID_BYTES);
-  attemptIdOffset += ATTEMPT_ID_BYTES;
-  return id;
-}
 
 export interface ProcessorOptions {
   wallet: WalletClient;
