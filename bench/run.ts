@@ -112,6 +112,7 @@ async function main(): Promise<number> {
     gatewayEntry: options.gatewayEntry,
     walletEntry: options.walletEntry,
     gatewayNodeArgs: options.gatewayNodeArgs,
+    walletNodeArgs: options.walletNodeArgs,
   });
   machine.redis = await redisVersion(stack.redis);
   say(`stack up (${elapsed()}): gateway ${stack.gatewayUrl}, wallet ${stack.walletAddress}, schema ${stack.schema}`);

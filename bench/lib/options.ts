@@ -30,6 +30,8 @@ export interface BenchOptions {
   walletEntry: string | undefined;
   /** Extra node flags for the gateway only (e.g. --max-semi-space-size=8), space-separated. */
   gatewayNodeArgs: string[];
+  /** Extra node flags for the wallet only, space-separated. */
+  walletNodeArgs: string[];
 }
 
 const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME>, e.g. BENCH_CONNECTIONS=32)
@@ -57,6 +59,7 @@ const HELP = `npm run bench -- [options]     (each option also reads BENCH_<NAME
   --gateway-entry FILE      run this instead of gateway/dist/server.js (to measure a patched copy)
   --wallet-entry FILE       run this instead of wallet-service/dist/server.js
   --gateway-node-args "..." extra node flags for the gateway (e.g. "--max-semi-space-size=8")
+  --wallet-node-args "..."  extra node flags for the wallet
 `;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -83,6 +86,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'gateway-entry': { type: 'string' },
       'wallet-entry': { type: 'string' },
       'gateway-node-args': { type: 'string' },
+      'wallet-node-args': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -149,5 +153,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     gatewayEntry: pick('gateway-entry'),
     walletEntry: pick('wallet-entry'),
     gatewayNodeArgs: (pick('gateway-node-args') ?? '').split(' ').filter((arg) => arg !== ''),
+    walletNodeArgs: (pick('wallet-node-args') ?? '').split(' ').filter((arg) => arg !== ''),
   };
 }

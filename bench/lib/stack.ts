@@ -31,6 +31,7 @@ export interface StackOptions {
   gatewayEntry?: string | undefined;
   walletEntry?: string | undefined;
   gatewayNodeArgs?: string[];
+  walletNodeArgs?: string[];
   /** A command the gateway runs under (e.g. valgrind and its flags), before node and its flags. */
   gatewayWrapper?: string[];
   /** Extra environment of the gateway. */
@@ -97,7 +98,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   onCleanup(async () => redis.disconnect());
 
   const walletProcess = spawnNode('wallet', walletEntry, [], {
-    nodeArgs: options.nodeArgs,
+    nodeArgs: [...options.nodeArgs, ...(options.walletNodeArgs ?? [])],
     logFile: join(options.logDir, 'wallet.log'),
     env: {
       ...process.env,

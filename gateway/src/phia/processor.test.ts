@@ -151,6 +151,7 @@ t.test('S: a request committed whose reply was lost is reversed before its error
   t.equal(first.code, 'WALLET_UNAVAILABLE');
   t.same(ledger.rows.get('bet:t-1')?.status, 'voided', 'reversed by its own void');
   t.equal(await voids.pendingCount(), 0, 'settled: no void left to queue');
+  t.same(ledger.calls, ['Bet', 'Void'], "the void's reply names the error: the row is not read again");
   ledger.lostReply = false;
   t.same([(await send()).body, ledger.moneyCalls()], [first.body, 1], 'the ledger decided: stored, replayed');
 });
@@ -162,6 +163,7 @@ t.test("S: an undecided failure meets a row another attempt applied: that attemp
   const answer = await send();
   t.same([answer.status, answer.body], [200, ok]);
   t.equal(ledger.rows.get('bet:t-1')?.status, 'applied', 'kept');
+  t.same(ledger.calls.slice(-3), ['Bet', 'Void', 'GetTransaction'], "the 200's balance is read from the row");
 });
 
 t.test(

@@ -20,7 +20,7 @@ import { newAttemptId } from './attempt-id.js';
 import { idempotencyKey, type AnswerOf, type IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { VoidQueue } from '../voids/queue.js';
-import type { TransactionReply, WalletClient } from '../wallet-client/client.js';
+import type { TransactionReply, VoidReply, WalletClient } from '../wallet-client/client.js';
 import { balanceAnswer } from './balance.js';
 import {
   codeFromBody,
@@ -233,21 +233,22 @@ export class PhiaProcessor {
     // C: with the key taken in the store, another attempt's application after the horizon is undone.
     const horizon = withStore ? this.#o.store.unansweredAfter(request.arrivedAt) : 0;
     const deadline = () => Math.min(this.#o.wallet.deadlineMs, until - Date.now());
-    let outcome: string | undefined;
+    let voided: VoidReply | undefined;
     while (until - Date.now() > 0) {
       try {
-        outcome ??= (
-          await this.#o.wallet.void(horizon > 0 ? { ...job, unanswered_after_ms: horizon } : job, {
-            requestId: ctx.requestId,
-            deadlineMs: deadline(),
-          })
-        ).outcome;
+        voided ??= await this.#o.wallet.void(horizon > 0 ? { ...job, unanswered_after_ms: horizon } : job, {
+          requestId: ctx.requestId,
+          deadlineMs: deadline(),
+        });
+        const { outcome } = voided;
         if (outcome === 'not_matching') return errorToAnswer('IDEMPOTENCY_MISMATCH'); // N4
         // N3: another attempt's outcome, final only if no void of that attempt waits in an outbox
         // this gateway cannot read.
         if (!withStore && (outcome === 'kept' || outcome === 'declined')) {
           return errorToAnswer('REQUEST_IN_PROGRESS');
         }
+        // S: the void's reply names the error the row answers; only another attempt's 200 is read.
+        if (isErrorCode(voided.error_code)) return errorToAnswer(voided.error_code);
         const record = await this.#o.wallet.call(
           'GetTransaction',
           { kind, tx_id: body.tx_id },
