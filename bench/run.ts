@@ -59,7 +59,7 @@ import {
   type BaselineResult,
   type PathResult,
 } from './lib/report.js';
-import { gatewayMemory, pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
+import { gatewayMemory, gatewayQuiet, pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
 import {
   issue14Targets,
   overloadTargets,
@@ -153,6 +153,7 @@ async function main(): Promise<number> {
     if (options.warmupS > 0 && warmup !== undefined) {
       await runLoad({ url, connections: options.connections, durationS: options.warmupS, requests: warmup });
     }
+    await gatewayQuiet(url);
     rssWindow();
     const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid, generator: process.pid });
     const machineMeter = machineCpu();

@@ -224,6 +224,28 @@ export async function gatewayMetrics(gatewayUrl: string, suffixes: readonly stri
   return values;
 }
 
+/** How many PHIA requests the gateway has answered (or ended) so far: phia_requests_total, all labels. */
+async function requestsEnded(gatewayUrl: string): Promise<number> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+  return [...text.matchAll(/^phia_requests_total\{[^}]*\} (\d+)$/gm)].reduce((sum, row) => sum + Number(row[1]), 0);
+}
+
+/**
+ * Waits (at most `timeoutMs`) until the gateway has ended no request for 100 ms. A load run stops
+ * with requests in flight, which the gateway still serves: left running they would compete with the
+ * next run, and fill the wallet client's bound beside its connections (503s in the one-player path).
+ */
+export async function gatewayQuiet(gatewayUrl: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let before = await requestsEnded(gatewayUrl);
+  while (Date.now() < until) {
+    await sleep(100);
+    const now = await requestsEnded(gatewayUrl);
+    if (now === before) return;
+    before = now;
+  }
+}
+
 /** The gateway's pending void count: the Redis outbox and its own memory; NaN when absent. */
 export async function pendingVoids(gatewayUrl: string): Promise<number> {
   const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
