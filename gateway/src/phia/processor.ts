@@ -217,8 +217,9 @@ export class PhiaProcessor {
   }
 
   /**
-   * S: make the ledger decide within the budget: Void (the request can never apply after it), then
-   * read the row and answer what it holds. Undefined when the wallet stayed out of reach.
+   * S: make the ledger decide within the budget: Void (the request can never apply after it), and
+   * answer what the row holds: the error the void's reply names, or, for another attempt's 200, the
+   * row read with GetTransaction. Undefined when the wallet stayed out of reach.
    */
   async #settle(
     request: MoneyRequest,
