@@ -232,6 +232,7 @@ async function main(): Promise<number> {
     } else {
       baselines['bare-sql'] = bare.bet;
       baselines['bare-one-row'] = bare.oneRow;
+      baselines['bare-one-row-2'] = bare.oneRowPair;
       bareOpenLoop = bare.openLoop;
       for (const run of bare.openLoop) {
         say(
@@ -239,7 +240,7 @@ async function main(): Promise<number> {
         );
       }
       say(
-        `baseline bare-sql: ${bare.bet.rps} bets/s at 32 clients; bare-one-row: ${bare.oneRow.rps}/s at 1 client, ${bare.oneRow.latencyMs.p50} ms average (${elapsed()})`,
+        `baseline bare-sql: ${bare.bet.rps} bets/s at 32 clients; bare-one-row: ${bare.oneRow.rps}/s at 1 client, ${bare.oneRow.latencyMs.p50} ms average, ${bare.oneRowPair.rps}/s at 2 clients (${elapsed()})`,
       );
     }
     baselines['db-bet'] = await dbBetBaseline(stack);
@@ -407,7 +408,9 @@ async function main(): Promise<number> {
       targets.push({
         name: `${result.path} >= ${result.target * 100}% of ${result.baseline ?? BASELINE_OF[result.path].baseline}`,
         ok: result.ratio !== undefined && result.ratio >= result.target,
-        detail: result.ratio === undefined ? 'no baseline' : ratioMargin(result.ratio, result.target),
+        detail:
+          (result.ratio === undefined ? 'no baseline' : ratioMargin(result.ratio, result.target)) +
+          oneRowPairNote(result, baselines['bare-one-row-2']),
       });
     }
     targets.push({
@@ -554,6 +557,12 @@ async function grpcEchoBaseline(players: Player[], key: string): Promise<Baselin
 }
 
 /** One gRPC echo at a time, from a process of its own: the floor of one unary call's latency here. */
+/** Beside the one-player target: the one-row transaction at 2 clients, whose row lock also changes hands. */
+function oneRowPairNote(result: PathResult, pair: BaselineResult | undefined): string {
+  if (result.path !== 'one-player' || pair === undefined || pair.rps === 0) return '';
+  return `; the bare one-row transaction at 2 clients: ${pair.rps}/s, ${Math.round((100 * result.load.okRps) / pair.rps)}% of it`;
+}
+
 async function loneEchoBaseline(): Promise<LoneEcho> {
   const server = await startChild('grpc-echo-server', 'grpc-echo.ts', ['server']);
   const seconds = String(Math.min(options.durationS, 5));

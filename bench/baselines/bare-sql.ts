@@ -4,7 +4,9 @@
  * accounts), update its balance, insert a ledger row, commit (bare-sql/bare-bet.sql), prepared, at
  * `clients` connections. The same transaction always on account 1 from one client
  * (bare-sql/bare-bet-one-row.sql) is one player's limit: the row lock held for one round trip at a
- * time. The same bet at fixed arrival rates (pgbench --rate, shares of its own measured rate) is the
+ * time; from two clients (bare-one-row-2), the row lock also passes between two backends, as it does
+ * for one player's bets (the wallet lets two calls per account reach the database). The same bet at
+ * fixed arrival rates (pgbench --rate, shares of its own measured rate) is the
  * limit of the open-loop latency: pgbench counts each transaction from its scheduled start. Tables in
  * a schema of their own (PGOPTIONS search_path), dropped afterwards.
  */
@@ -46,6 +48,8 @@ export interface BareSqlResults {
   bet: BaselineResult;
   /** The bare one-row transaction at 1 client. */
   oneRow: BaselineResult;
+  /** The same at 2 clients: the row lock handed between two backends. */
+  oneRowPair: BaselineResult;
   openLoop: BareOpenLoop[];
 }
 
@@ -108,6 +112,7 @@ export async function bareSqlBaselines(options: BareSqlOptions): Promise<BareSql
     if (options.warmupS > 0) await pgbenchRun('bare-bet.sql', options.clients, options.warmupS);
     const bet = await pgbenchRun('bare-bet.sql', options.clients, options.durationS);
     const oneRow = await pgbenchRun('bare-bet-one-row.sql', 1, options.durationS);
+    const oneRowPair = await pgbenchRun('bare-bet-one-row.sql', 2, options.durationS);
     const openLoop: BareOpenLoop[] = [];
     for (const share of options.openLoopS ? (options.openLoopShares ?? []) : []) {
       const rate = Math.max(1, Math.round(share * bet.tps));
@@ -131,6 +136,11 @@ export async function bareSqlBaselines(options: BareSqlOptions): Promise<BareSql
         'bare-one-row',
         'the same transaction always on one account, pgbench -M prepared, 1 client (one player’s limit)',
         oneRow,
+      ),
+      oneRowPair: baseline(
+        'bare-one-row-2',
+        'the same transaction always on one account, pgbench -M prepared, 2 clients (the row lock passed between backends)',
+        oneRowPair,
       ),
     };
   } finally {
