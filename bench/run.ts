@@ -556,13 +556,13 @@ async function grpcEchoBaseline(players: Player[], key: string): Promise<Baselin
   return result;
 }
 
-/** One gRPC echo at a time, from a process of its own: the floor of one unary call's latency here. */
 /** Beside the one-player target: the one-row transaction at 2 clients, whose row lock also changes hands. */
 function oneRowPairNote(result: PathResult, pair: BaselineResult | undefined): string {
   if (result.path !== 'one-player' || pair === undefined || pair.rps === 0) return '';
   return `; the bare one-row transaction at 2 clients: ${pair.rps}/s, ${Math.round((100 * result.load.okRps) / pair.rps)}% of it`;
 }
 
+/** One gRPC echo at a time, from a process of its own: the floor of one unary call's latency here. */
 async function loneEchoBaseline(): Promise<LoneEcho> {
   const server = await startChild('grpc-echo-server', 'grpc-echo.ts', ['server']);
   const seconds = String(Math.min(options.durationS, 5));
