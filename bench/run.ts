@@ -59,7 +59,16 @@ import {
   type BaselineResult,
   type PathResult,
 } from './lib/report.js';
-import { gatewayMemory, gatewayQuiet, pendingVoids, ROOT, seedPlayers, startStack, type Stack } from './lib/stack.js';
+import {
+  gatewayMemory,
+  gatewayQuiet,
+  metricTotal,
+  pendingVoids,
+  ROOT,
+  seedPlayers,
+  startStack,
+  type Stack,
+} from './lib/stack.js';
 import {
   issue14Targets,
   overloadTargets,
@@ -410,7 +419,7 @@ async function main(): Promise<number> {
         ok: result.ratio !== undefined && result.ratio >= result.target,
         detail:
           (result.ratio === undefined ? 'no baseline' : ratioMargin(result.ratio, result.target)) +
-          oneRowPairNote(result, baselines['bare-one-row-2']),
+          besideNote(result, baselines),
       });
     }
     targets.push({
@@ -556,10 +565,12 @@ async function grpcEchoBaseline(players: Player[], key: string): Promise<Baselin
   return result;
 }
 
-/** Beside the one-player target: the one-row transaction at 2 clients, whose row lock also changes hands. */
-function oneRowPairNote(result: PathResult, pair: BaselineResult | undefined): string {
-  if (result.path !== 'one-player' || pair === undefined || pair.rps === 0) return '';
-  return `; the bare one-row transaction at 2 clients: ${pair.rps}/s, ${Math.round((100 * result.load.okRps) / pair.rps)}% of it`;
+/** The path's rate against the limit printed beside its target (BASELINE_OF's `beside`), if any. */
+function besideNote(result: PathResult, baselines: Record<string, BaselineResult>): string {
+  const name = BASELINE_OF[result.path].beside;
+  const other = name === undefined ? undefined : baselines[name];
+  if (other === undefined || other.rps === 0) return '';
+  return `; ${name}: ${other.rps}/s, ${Math.round((100 * result.load.okRps) / other.rps)}% of it`;
 }
 
 /** One gRPC echo at a time, from a process of its own: the floor of one unary call's latency here. */
@@ -642,7 +653,8 @@ async function overloadRun(
     `overload: open loop at ${rate} ${options.overloadPath}/s for ${options.overloadDurationS} s (${options.overloadFactor} x the measured ${capacityRps}/s, deadline ${options.deadlineMs} ms)`,
   );
   const sampler = new RssSampler({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid });
-  const refusalsBefore = await admissionRefusals(stack.gatewayUrl);
+  const refusals = async () => (await metricTotal(stack.gatewayUrl, 'phia_admission_refusals_total')) ?? 0;
+  const refusalsBefore = await refusals();
   const cpu = cpuMeter({ gateway: stack.gateway.pid, wallet: stack.walletProcess.pid, generator: process.pid });
   const machineMeter = machineCpu();
   const load = await runOpenLoop({
@@ -654,7 +666,7 @@ async function overloadRun(
   });
   const cpuTotalUs = cpu(1);
   const machine = machineMeter();
-  const refusedByAdmission = (await admissionRefusals(stack.gatewayUrl)) - refusalsBefore;
+  const refusedByAdmission = (await refusals()) - refusalsBefore;
   const connectionRefusal = await connectionRefusalCost(stack);
   const maxUnansweredAgeMs = spec?.outcomes.maxPendingAgeMs() ?? 0;
   const recovery = {
@@ -737,14 +749,6 @@ async function connectionRefusalCost(
   } finally {
     for (const socket of held) socket.destroy();
   }
-}
-
-/** phia_admission_refusals_total of the gateway, all labels. */
-async function admissionRefusals(gatewayUrl: string): Promise<number> {
-  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
-  let total = 0;
-  for (const match of text.matchAll(/^phia_admission_refusals_total\{[^}]*\} (\d+)$/gm)) total += Number(match[1]);
-  return total;
 }
 
 async function post(url: string, body: string, key: string): Promise<{ status: number; ms: number }> {

@@ -8,7 +8,7 @@
  *                         options, a 2 s deadline, x-request-id metadata), answering its reply
  *   grpc-echo.ts lone <grpc port> <seconds> <warm-up seconds>
  *                         the same calls one at a time, as the lone bet calls the wallet; prints
- *                         `LONE {"count","p50","avg","p99"}` (ms) and exits
+ *                         `LONE {"count","p50","p99","max","avg"}` (ms) and exits
  *
  * server and front run as their own processes on 127.0.0.1 and print `READY <port>`.
  */
@@ -19,7 +19,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import Fastify from 'fastify';
 import helmet from '../../gateway/src/plugins/external/helmet.js';
 import underPressure from '@fastify/under-pressure';
-import { percentiles } from '../lib/load.js';
+import { loneLatencies } from '../lib/load.js';
 
 const PROTO = fileURLToPath(new URL('./echo.proto', import.meta.url));
 const definition = protoLoader.loadSync(PROTO, {
@@ -135,11 +135,8 @@ async function lone(grpcPort: string, seconds: number, warmupS: number): Promise
   await phase(warmupS, false);
   await phase(seconds, true);
   client.close();
-  // The lone bet's own statistics (bench/lib/lone-bet.ts), so that both sides are counted alike.
-  const stats = percentiles(latencies);
-  const r3 = (value: number) => Math.round(value * 1000) / 1000;
-  const avg = latencies.reduce((sum, value) => sum + value, 0) / Math.max(1, latencies.length);
-  console.log(`LONE ${JSON.stringify({ count: stats.count, p50: r3(stats.p50), avg: r3(avg), p99: r3(stats.p99) })}`);
+  // Counted as the lone bet is (bench/lib/lone-bet.ts), so that both sides compare.
+  console.log(`LONE ${JSON.stringify(loneLatencies(latencies))}`);
 }
 
 const [role, port, seconds, warmup] = process.argv.slice(2);

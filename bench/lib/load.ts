@@ -50,6 +50,14 @@ export function percentiles(values: number[]): LatencyStats {
   };
 }
 
+/** The latencies of calls made one at a time (ms): percentiles and mean, to the microsecond. */
+export function loneLatencies(values: number[]): LatencyStats & { avg: number } {
+  const avg = values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
+  const stats = percentiles(values);
+  const r3 = (value: number) => Math.round(value * 1000) / 1000;
+  return { count: stats.count, p50: r3(stats.p50), p99: r3(stats.p99), max: r3(stats.max), avg: r3(avg) };
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const byStatus = new Map<number, number[]>();
   const result = await new Promise<autocannon.Result>((resolve, reject) => {

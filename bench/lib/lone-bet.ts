@@ -4,7 +4,7 @@
  * PostgreSQL, without any queueing; compared with the bare one-row transaction's latency at 1 client.
  */
 import type { WalletTestClient } from '../../test/helpers/wallet-client.js';
-import { percentiles, type LatencyStats } from './load.js';
+import { loneLatencies, type LatencyStats } from './load.js';
 import { BET_AMOUNT, CURRENCY, GAME_ID, type Player } from './phia.js';
 
 export interface LoneBetResult {
@@ -49,11 +49,5 @@ export async function loneBets(
   errors = 0;
   const latencies: number[] = [];
   await phase(options.durationS, latencies);
-  const avg = latencies.reduce((sum, value) => sum + value, 0) / Math.max(1, latencies.length);
-  const stats = percentiles(latencies);
-  const r3 = (value: number) => Math.round(value * 1000) / 1000;
-  return {
-    latencyMs: { count: stats.count, p50: r3(stats.p50), p99: r3(stats.p99), max: r3(stats.max), avg: r3(avg) },
-    errors,
-  };
+  return { latencyMs: loneLatencies(latencies), errors };
 }

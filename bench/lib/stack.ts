@@ -224,23 +224,26 @@ export async function gatewayMetrics(gatewayUrl: string, suffixes: readonly stri
   return values;
 }
 
-/** How many PHIA requests the gateway has answered (or ended) so far: phia_requests_total, all labels. */
-async function requestsEnded(gatewayUrl: string): Promise<number> {
+/** The sum of every labelled row of one of the gateway's metrics; undefined when it has no row. */
+export async function metricTotal(gatewayUrl: string, name: string): Promise<number | undefined> {
   const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-  return [...text.matchAll(/^phia_requests_total\{[^}]*\} (\d+)$/gm)].reduce((sum, row) => sum + Number(row[1]), 0);
+  const rows = [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'gm'))];
+  return rows.length === 0 ? undefined : rows.reduce((sum, row) => sum + Number(row[1]), 0);
 }
 
 /**
- * Waits (at most `timeoutMs`) until the gateway has ended no request for 100 ms. A load run stops
- * with requests in flight, which the gateway still serves: left running they would compete with the
- * next run, and fill the wallet client's bound beside its connections (503s in the one-player path).
+ * Waits (at most `timeoutMs`) until the gateway has ended no request for 100 ms (phia_requests_total
+ * unchanged). A load run stops with requests in flight, which the gateway still serves: left running
+ * they would compete with the next run, and fill the wallet client's bound beside its connections
+ * (503s in the one-player path).
  */
 export async function gatewayQuiet(gatewayUrl: string, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
-  let before = await requestsEnded(gatewayUrl);
+  const ended = async () => (await metricTotal(gatewayUrl, 'phia_requests_total')) ?? 0;
+  let before = await ended();
   while (Date.now() < until) {
     await sleep(100);
-    const now = await requestsEnded(gatewayUrl);
+    const now = await ended();
     if (now === before) return;
     before = now;
   }
@@ -248,9 +251,7 @@ export async function gatewayQuiet(gatewayUrl: string, timeoutMs = 10_000): Prom
 
 /** The gateway's pending void count: the Redis outbox and its own memory; NaN when absent. */
 export async function pendingVoids(gatewayUrl: string): Promise<number> {
-  const text = await (await fetch(`${gatewayUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-  const rows = [...text.matchAll(/^phia_pending_voids\{backend="\w+"\} (\d+)$/gm)];
-  return rows.length === 0 ? NaN : rows.reduce((sum, row) => sum + Number(row[1]), 0);
+  return (await metricTotal(gatewayUrl, 'phia_pending_voids')) ?? NaN;
 }
 
 /** The gateway's own view of its memory (prom-client default metrics), in MB. */

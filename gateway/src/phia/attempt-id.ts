@@ -6,7 +6,9 @@ import { randomFillSync } from 'node:crypto';
  * pool refilled 4 KiB at a time, as randomUUID's do: randomBytes per id was a system call per bet.
  */
 const ATTEMPT_ID_BYTES = 12;
-const attemptIdPool = Buffer.alloc(341 * ATTEMPT_ID_BYTES);
+/** Ids drawn from one fill of the pool (4,092 bytes). */
+export const IDS_PER_REFILL = 341;
+const attemptIdPool = Buffer.alloc(IDS_PER_REFILL * ATTEMPT_ID_BYTES);
 let attemptIdOffset = attemptIdPool.length;
 export function newAttemptId(): string {
   if (attemptIdOffset + ATTEMPT_ID_BYTES > attemptIdPool.length) {

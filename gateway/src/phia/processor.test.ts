@@ -10,7 +10,6 @@ import type { BeginResult } from '../idempotency/store.js';
 import { quietLogger } from '../test-helpers/index.js';
 import { VoidQueue } from '../voids/queue.js';
 import { WalletError, type MoneyRequest, type VoidRequest, type WalletClient } from '../wallet-client/client.js';
-import { newAttemptId } from './attempt-id.js';
 import { PhiaProcessor, SETTLE_BUDGET_MS } from './processor.js';
 
 interface Row {
@@ -227,14 +226,4 @@ t.test('N5: without the store nor the wallet: REQUEST_IN_PROGRESS, its void queu
   ledger.down = false;
   t.equal(await voids.drainOnce(), 1);
   t.equal(ledger.voids.at(-1)?.refusal, true, 'its answer was no error: the void claims no answer for the key');
-});
-
-t.test('attempt ids: 16 base64url characters, none repeated across refills of their random pool', (t) => {
-  const ids = Array.from({ length: 3 * 341 + 5 }, () => newAttemptId());
-  t.ok(
-    ids.every((id) => /^[A-Za-z0-9_-]{16}$/.test(id)),
-    'each is 16 base64url characters',
-  );
-  t.equal(new Set(ids).size, ids.length, 'all distinct');
-  t.end();
 });
