@@ -185,3 +185,30 @@ BEGIN
   RETURN EXISTS (SELECT 1 FROM round_tombstones WHERE user_id = p_account.user_id AND currency = p_account.currency
     AND game_session_id = p_game_session_id AND round_id = p_round_id);
 END $$;
+
+-- Several money requests of one account in one transaction (the wallet's account gate sends those that
+-- waited together): each is wallet_money with its own arguments, in order, one row each. Any error rolls
+-- all of them back and the wallet then sends each alone. Each request checks its own deadline as its
+-- last step; the earliest is checked again at the end, since all of them commit at once.
+CREATE OR REPLACE FUNCTION wallet_money_batch(
+  p_kind text[], p_tx_id text[], p_user_id text[], p_currency text[], p_amount numeric[],
+  p_round_id text[], p_game_session_id text[], p_bet_tx_id text[], p_session_id text[], p_game_id text[],
+  p_attempt_id text[], p_fingerprint text[], p_default_timeout_ms integer[], p_commit_by_ms bigint[])
+RETURNS TABLE (out_index integer, out_status text, out_code text, out_balance text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  earliest bigint;
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+    out_index := i;
+    SELECT m.out_status, m.out_code, m.out_balance INTO out_status, out_code, out_balance
+    FROM wallet_money(p_kind[i], p_tx_id[i], p_user_id[i], p_currency[i], p_amount[i], p_round_id[i],
+      p_game_session_id[i], p_bet_tx_id[i], p_session_id[i], p_game_id[i], p_attempt_id[i], p_fingerprint[i],
+      p_default_timeout_ms[i], p_commit_by_ms[i]) m;
+    RETURN NEXT;
+  END LOOP;
+  SELECT min(c) INTO earliest FROM unnest(p_commit_by_ms) c;
+  IF wallet_late(earliest) THEN
+    RAISE EXCEPTION 'deadline passed before commit' USING ERRCODE = 'PH002';
+  END IF;
+END $$;

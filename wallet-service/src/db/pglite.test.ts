@@ -42,3 +42,34 @@ t.test('smoke: money moves, duplicates replay and the books balance on PGlite, a
   t.same(await client.Bet(bet), first, 'replayed from the data folder after a restart');
   t.equal((await client.GetBalance({ user_id: 'p1', currency: 'BTC' })).balance, '0.49999877');
 });
+
+t.test("on PGlite too, one player's concurrent bets all apply, those that waited going as one batch", async (t) => {
+  const wallet = await startWalletServer({ port: 0, dataDir: await mkdtemp(join(tmpdir(), 'wallet-pglite-batch-')) });
+  t.teardown(() => wallet.close());
+  await wallet.ledger.deposit({ tx_id: 'b-dep', user_id: 'b1', currency: 'USD', amount: '100.00' });
+  let batches = 0;
+  const query = wallet.db.query.bind(wallet.db);
+  wallet.db.query = (sql, params, options) => {
+    if (options?.name === 'phia_wallet_money_batch') batches++;
+    return query(sql, params, options);
+  };
+  // Sent in one turn of the event loop: two reach the database, ten wait in the account gate.
+  const bets = Array.from({ length: 12 }, (_, i) =>
+    wallet.ledger.bet({
+      tx_id: `b-bet-${i}`,
+      user_id: 'b1',
+      currency: 'USD',
+      amount: '1.00',
+      round_id: `r${i}`,
+      game_session_id: 'g',
+    }),
+  );
+  const balances = (await Promise.all(bets)).map((answer) => answer.balance).sort();
+  t.same(
+    balances,
+    Array.from({ length: 12 }, (_, i) => `${88 + i}.00`),
+    'each bet answered the balance after it',
+  );
+  t.equal(batches, 1, 'the ten that waited went as one batch');
+  t.same(await wallet.ledger.checkBooks(), { unbalancedCurrencies: [], driftedAccounts: [], negativeAccounts: [] });
+});

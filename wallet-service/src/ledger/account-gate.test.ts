@@ -1,5 +1,6 @@
 import t from 'tap';
-import { AccountGate } from './account-gate.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { AccountGate, type BatchRunner } from './account-gate.js';
 import { DeadlineExceededError } from './errors.js';
 
 /** A call that runs until released by hand, recording when it starts. */
@@ -71,4 +72,90 @@ t.test('a failing call frees its slot', async (t) => {
   );
   t.equal(await gate.run('player-1', undefined, async () => 'next'), 'next');
   t.equal(gate.size, 0);
+});
+
+/** A runner that records each group it runs and answers every item with its own value. */
+function recordingRunner(max: number, groups: string[][]): BatchRunner<string, string> {
+  return {
+    max,
+    run: async (items) => {
+      groups.push([...items]);
+      return items.map((value) => ({ status: 'fulfilled', value }));
+    },
+  };
+}
+
+t.test('waiters next to each other with one runner leave together, up to its max, in order', async (t) => {
+  const gate = new AccountGate(1);
+  const groups: string[][] = [];
+  const runner = recordingRunner(3, groups);
+  const busy = heldCall([], 'busy');
+  const first = gate.run('player-1', undefined, busy.fn);
+  const batched = ['a', 'b', 'c', 'd', 'e'].map((item) => gate.runBatched('player-1', undefined, item, runner));
+  busy.release();
+  await first;
+  t.same(await Promise.all(batched), ['a', 'b', 'c', 'd', 'e'], 'each caller gets its own result');
+  t.same(
+    groups,
+    [
+      ['a', 'b', 'c'],
+      ['d', 'e'],
+    ],
+    'two runs: three, then the rest',
+  );
+  t.equal(gate.size, 0);
+});
+
+t.test('a waiter of another kind ends a batch: nobody overtakes it', async (t) => {
+  const gate = new AccountGate(1);
+  const started: string[][] = [];
+  const runner = recordingRunner(10, started);
+  const busy = heldCall([], 'busy');
+  const first = gate.run('player-1', undefined, busy.fn);
+  const a = gate.runBatched('player-1', undefined, 'a', runner);
+  const other = gate.run('player-1', undefined, async () => started.push(['other']));
+  const b = gate.runBatched('player-1', undefined, 'b', runner);
+  busy.release();
+  await Promise.all([first, a, other, b]);
+  t.same(started, [['a'], ['other'], ['b']], 'three runs, in arrival order');
+});
+
+t.test('a runner that fails fails each caller of its run, and frees the slot', async (t) => {
+  const gate = new AccountGate(1);
+  const failing: BatchRunner<string, string> = {
+    max: 5,
+    run: () => Promise.reject(new Error('database gone')),
+  };
+  const busy = heldCall([], 'busy');
+  const first = gate.run('player-1', undefined, busy.fn);
+  const calls = ['a', 'b'].map((item) => gate.runBatched('player-1', undefined, item, failing));
+  busy.release();
+  await first;
+  for (const call of calls) await t.rejects(call, /database gone/);
+  t.equal(await gate.run('player-1', undefined, async () => 'next'), 'next');
+  t.equal(gate.size, 0);
+});
+
+t.test("a call that waited runs in its caller's async context, not in the one that freed the slot", async (t) => {
+  const gate = new AccountGate(1);
+  const storage = new AsyncLocalStorage<string>();
+  const busy = heldCall([], 'busy');
+  const first = storage.run('first caller', () => gate.run('player-1', undefined, busy.fn));
+  const seen = storage.run('second caller', () => gate.run('player-1', undefined, async () => storage.getStore()));
+  const groups: string[][] = [];
+  const runner: BatchRunner<string, string | undefined> = {
+    max: 5,
+    run: async (items) => {
+      groups.push([...items]);
+      const store = storage.getStore();
+      return items.map(() => ({ status: 'fulfilled', value: store }));
+    },
+  };
+  const batched = ['third', 'fourth'].map((item) =>
+    storage.run(`${item} caller`, () => gate.runBatched('player-1', undefined, item, runner)),
+  );
+  storage.run('releaser', () => busy.release());
+  await first;
+  t.equal(await seen, 'second caller');
+  t.same(await Promise.all(batched), ['third caller', 'third caller'], "a batch runs in its first caller's context");
 });

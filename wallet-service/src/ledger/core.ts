@@ -5,7 +5,7 @@
 import { parseBalance, PhiaError, type CurrencyTable, type ErrorCode, type LedgerKind } from '@phia/proto';
 import { isErrorCode } from '@phia/proto';
 import { isConnectionFailure, isPoolTimeout, sqlState, type Database, type Queryable } from '../db/database.js';
-import { AccountGate } from './account-gate.js';
+import { AccountGate, type BatchRunner } from './account-gate.js';
 import { DatabaseUnavailableError, DeadlineExceededError } from './errors.js';
 
 export interface CallContext {
@@ -50,6 +50,26 @@ const TIMEOUT_SQLSTATES = new Set(['57014', '55P03']);
 const REFUSED_SQLSTATE = 'PH001';
 const DEADLINE_SQLSTATE = 'PH002';
 const MAX_ATTEMPTS = 4;
+/** The most waiting calls of one account that go to PostgreSQL as one (one lock, one commit). */
+export const MAX_BATCH = 32;
+
+/**
+ * A named prepared statement calling one of the ledger's functions; `batch` calls it for several
+ * requests at once, taking each parameter as an array (one element per request, in order) and
+ * returning one row per request, in order.
+ */
+export interface LedgerStatement {
+  name: string;
+  text: string;
+  batch?: { name: string; text: string };
+}
+
+interface GatedCall {
+  ctx: CallContext;
+  operation: string;
+  statement: LedgerStatement;
+  args: (defaultTimeoutMs: number, commitBy: number | null) => unknown[];
+}
 
 /** Text of a field, checked against its limit; '' when optional and absent. */
 export function field(input: object, name: keyof typeof FIELD_LIMITS, required: boolean): string {
@@ -110,24 +130,73 @@ export class LedgerCore {
    * transaction, one round trip. The function sets its timeouts from `commitBy` and, as its last step,
    * raises if `commitBy` has passed, so nothing commits after the caller's deadline (less the margin).
    * `args(timeoutMs, commitBy)` builds the parameters; they end with those two. With `account` (the
-   * player account the call locks first), it waits its turn in the account gate.
+   * player account the call locks first), it waits its turn in the account gate; with `statement.batch`
+   * as well, calls that waited there together run as one call of the batch statement.
    */
   async callFunction<R>(
     ctx: CallContext,
     operation: string,
-    statement: { name: string; text: string },
+    statement: LedgerStatement,
     args: (defaultTimeoutMs: number, commitBy: number | null) => unknown[],
     account?: string,
   ): Promise<R> {
     if (account === undefined) return this.callWithRetries(ctx, operation, statement, args);
     const waitUntil = ctx.deadline === undefined ? undefined : ctx.deadline - this.commitMarginMs;
-    return this.accountGate.run(account, waitUntil, () => this.callWithRetries(ctx, operation, statement, args));
+    if (statement.batch === undefined || this.hooks.beforeCommit) {
+      return this.accountGate.run(account, waitUntil, () => this.callWithRetries(ctx, operation, statement, args));
+    }
+    const call: GatedCall = { ctx, operation, statement, args };
+    return this.accountGate.runBatched(account, waitUntil, call, this.batchRunner) as Promise<R>;
+  }
+
+  private readonly batchRunner: BatchRunner<GatedCall, unknown> = {
+    max: MAX_BATCH,
+    run: (calls) => this.callBatch(calls),
+  };
+
+  /**
+   * Calls that waited for one account, as one call of their statement's batch form: it runs each
+   * call's function in turn in one transaction and checks the earliest deadline last. Any failure
+   * rolls all of them back, and each call is then made alone, deciding its own answer as it would
+   * have (a call the batch committed before its reply was lost replays its stored outcome).
+   */
+  private async callBatch(calls: readonly GatedCall[]): Promise<PromiseSettledResult<unknown>[]> {
+    const alone = (call: GatedCall) => this.callWithRetries(call.ctx, call.operation, call.statement, call.args);
+    const batch = calls[0]?.statement.batch;
+    if (calls.length === 1 || batch === undefined) return Promise.allSettled(calls.map(alone));
+    let params: unknown[][] | undefined;
+    let connectBy = Infinity;
+    try {
+      params = calls.map((call) => {
+        this.ensureTimeLeft(call.ctx, `before ${call.operation}`);
+        const commitBy = call.ctx.deadline === undefined ? null : call.ctx.deadline - this.commitMarginMs;
+        if (commitBy !== null) connectBy = Math.min(connectBy, commitBy);
+        return call.args(this.defaultStatementTimeoutMs, commitBy);
+      });
+      const columns = (params[0] as unknown[]).map((_, k) => params!.map((row) => row[k]));
+      const found = await this.db.query(batch.text, columns, {
+        name: batch.name,
+        ...(connectBy === Infinity ? {} : { connectWaitMs: connectBy - Date.now() }),
+      });
+      if (found.rows.length === calls.length) return found.rows.map((value) => ({ status: 'fulfilled', value }));
+    } catch {
+      // Nothing of the batch committed: every call goes alone below.
+    }
+    const results: PromiseSettledResult<unknown>[] = [];
+    for (const call of calls) {
+      try {
+        results.push({ status: 'fulfilled', value: await alone(call) });
+      } catch (reason) {
+        results.push({ status: 'rejected', reason });
+      }
+    }
+    return results;
   }
 
   private async callWithRetries<R>(
     ctx: CallContext,
     operation: string,
-    statement: { name: string; text: string },
+    statement: LedgerStatement,
     args: (defaultTimeoutMs: number, commitBy: number | null) => unknown[],
   ): Promise<R> {
     for (let attempt = 1; ; attempt++) {

@@ -3,7 +3,7 @@
  * the wallet_money function (sql/functions/20_money.sql) in one round trip.
  */
 import { currencyDecimals, formatAmount, moneyFingerprint, parseAmount, PhiaError, type LedgerKind } from '@phia/proto';
-import { contractCode, field, unitsFromSql, type CallContext, type LedgerCore } from './core.js';
+import { contractCode, field, unitsFromSql, type CallContext, type LedgerCore, type LedgerStatement } from './core.js';
 
 export interface MoneyInput {
   tx_id: string;
@@ -25,10 +25,17 @@ export interface MoneyAnswer {
   tx_id: string;
 }
 
-const MONEY_STATEMENT = {
+const MONEY_STATEMENT: LedgerStatement = {
   name: 'phia_wallet_money',
   text: `SELECT out_status, out_code, out_balance
     FROM wallet_money($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $10, $11, $12, $13::integer, $14::bigint)`,
+  batch: {
+    name: 'phia_wallet_money_batch',
+    text: `SELECT out_status, out_code, out_balance
+    FROM wallet_money_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[], $7::text[],
+      $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::bigint[])
+    ORDER BY out_index`,
+  },
 };
 
 export async function moneyRequest(
