@@ -186,10 +186,11 @@ BEGIN
     AND game_session_id = p_game_session_id AND round_id = p_round_id);
 END $$;
 
--- Several money requests of one account in one transaction (the wallet's account gate sends those that
--- waited together): each is wallet_money with its own arguments, in order, one row each. Any error rolls
--- all of them back and the wallet then sends each alone. Each request checks its own deadline as its
--- last step; the earliest is checked again at the end, since all of them commit at once.
+-- Several money requests in one transaction (the wallet sends those that waited together, ordered by
+-- account so that two such calls never wait for each other): each is wallet_money with its own
+-- arguments, in order, one row each. Any error rolls all of them back and the wallet then sends each
+-- alone. Each request checks its own deadline as its last step; the earliest is checked again at the
+-- end, since all of them commit at once.
 CREATE OR REPLACE FUNCTION wallet_money_batch(
   p_kind text[], p_tx_id text[], p_user_id text[], p_currency text[], p_amount numeric[],
   p_round_id text[], p_game_session_id text[], p_bet_tx_id text[], p_session_id text[], p_game_id text[],

@@ -1,11 +1,12 @@
 /**
- * Money requests that wait together for one account go to PostgreSQL as one call (wallet_money_batch):
- * one lock, one round trip, one commit. Any failure of the batch commits nothing, and each request is
- * then made alone, with the answer it would have had alone.
+ * Money requests that wait together, for one account or for a flight, go to PostgreSQL as one call
+ * (wallet_money_batch): one round trip, one commit. Any failure of the batch commits nothing, and each
+ * request is then made alone, with the answer it would have had alone.
  */
 import t from 'tap';
 import pg from 'pg';
 import { openTestLedger, outcomeCode, sleep } from '../test-helpers/ledger.js';
+import { MONEY_FLIGHTS } from './core.js';
 
 const { ledger, schema, close } = await openTestLedger('batch');
 t.teardown(close);
@@ -37,14 +38,14 @@ const bet = (user: string, txId = id('bet'), amount = '1.00') =>
   ledger.bet({ tx_id: txId, user_id: user, currency: 'USD', amount, round_id: `round-${txId}`, game_session_id: 'gs' });
 
 /**
- * Holds the player's row lock while `start` sends requests, until two of them wait at the lock (the rest
- * then wait in the wallet's account gate), then lets go.
+ * Holds the players' row locks while `start` sends requests, until `blocked` of them wait at the locks
+ * (the rest then wait in the wallet), then lets go.
  */
-async function behindTheLock<T>(user: string, start: () => T): Promise<T> {
+async function behindTheLocks<T>(users: string[], blocked: number, start: () => T): Promise<T> {
   const holder = await schema.pool.connect();
   try {
     await holder.query('BEGIN');
-    await holder.query(`SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = $1 FOR UPDATE`, [user]);
+    await holder.query(`SELECT 1 FROM accounts WHERE owner_kind = 'player' AND user_id = ANY ($1) FOR UPDATE`, [users]);
     const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
     const started = start();
     for (let i = 0; i < 200; i++) {
@@ -52,7 +53,7 @@ async function behindTheLock<T>(user: string, start: () => T): Promise<T> {
         'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))',
         [pid],
       );
-      if ((found.rows[0]?.n ?? 0) >= 1) break;
+      if ((found.rows[0]?.n ?? 0) >= blocked) break;
       await sleep(10);
     }
     await sleep(50);
@@ -62,6 +63,9 @@ async function behindTheLock<T>(user: string, start: () => T): Promise<T> {
     holder.release();
   }
 }
+
+/** One player's row lock: the first of its requests waits there, the rest in the account gate. */
+const behindTheLock = <T>(user: string, start: () => T) => behindTheLocks([user], 1, start);
 
 async function balanceOf(user: string): Promise<string> {
   return (await ledger.getBalance({ user_id: user, currency: 'USD' })).balance;
@@ -140,4 +144,22 @@ t.test('a batch whose earliest deadline has passed by its end commits none of it
   const stored = await schema.pool.query('SELECT 1 FROM transactions WHERE tx_id = ANY ($1)', [[first, second]]);
   t.equal(stored.rowCount, 0, 'neither request was stored');
   t.equal(await balanceOf(user), '100.00');
+});
+
+t.test('bets of many players that come while every flight is out leave as one statement', async (t) => {
+  const held = await Promise.all(Array.from({ length: MONEY_FLIGHTS }, () => fundedPlayer()));
+  const others = await Promise.all(Array.from({ length: 6 }, () => fundedPlayer()));
+  sent.clear();
+  const answers = await behindTheLocks(held, MONEY_FLIGHTS, () => [
+    ...held.map((user) => bet(user)),
+    ...others.map((user) => bet(user)),
+  ]);
+  t.same(
+    (await Promise.all(answers)).map((answer) => answer.balance),
+    Array.from({ length: MONEY_FLIGHTS + 6 }, () => '99.00'),
+    'every bet applied once',
+  );
+  t.equal(sent.get('phia_wallet_money'), MONEY_FLIGHTS, 'one alone per flight, each waiting at a held lock');
+  t.equal(sent.get('phia_wallet_money_batch'), 1, 'the six players that came then went as one statement');
+  for (const user of [...held, ...others]) t.equal(await balanceOf(user), '99.00');
 });

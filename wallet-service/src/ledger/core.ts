@@ -6,6 +6,7 @@ import { parseBalance, PhiaError, type CurrencyTable, type ErrorCode, type Ledge
 import { isErrorCode } from '@phia/proto';
 import { isConnectionFailure, isPoolTimeout, sqlState, type Database, type Queryable } from '../db/database.js';
 import { AccountGate, type BatchRunner } from './account-gate.js';
+import { Flights } from './flights.js';
 import { DatabaseUnavailableError, DeadlineExceededError } from './errors.js';
 
 export interface CallContext {
@@ -50,8 +51,12 @@ const TIMEOUT_SQLSTATES = new Set(['57014', '55P03']);
 const REFUSED_SQLSTATE = 'PH001';
 const DEADLINE_SQLSTATE = 'PH002';
 const MAX_ATTEMPTS = 4;
-/** The most waiting calls of one account that go to PostgreSQL as one (one lock, one commit). */
+/** The most waiting calls of one account that leave the account gate together. */
 export const MAX_BATCH = 32;
+/** Money statements in flight at once; calls that come while all are out share the next one. */
+export const MONEY_FLIGHTS = 4;
+/** The most calls one money statement carries. */
+export const MAX_FLIGHT_CALLS = 64;
 
 /**
  * A named prepared statement calling one of the ledger's functions; `batch` calls it for several
@@ -65,6 +70,7 @@ export interface LedgerStatement {
 }
 
 interface GatedCall {
+  account: string;
   ctx: CallContext;
   operation: string;
   statement: LedgerStatement;
@@ -131,7 +137,8 @@ export class LedgerCore {
    * raises if `commitBy` has passed, so nothing commits after the caller's deadline (less the margin).
    * `args(timeoutMs, commitBy)` builds the parameters; they end with those two. With `account` (the
    * player account the call locks first), it waits its turn in the account gate; with `statement.batch`
-   * as well, calls that waited there together run as one call of the batch statement.
+   * as well, it goes through the money flights (flights.ts): calls that waited together, at the gate or
+   * for a flight, run as one call of the batch statement.
    */
   async callFunction<R>(
     ctx: CallContext,
@@ -145,52 +152,52 @@ export class LedgerCore {
     if (statement.batch === undefined || this.hooks.beforeCommit) {
       return this.accountGate.run(account, waitUntil, () => this.callWithRetries(ctx, operation, statement, args));
     }
-    const call: GatedCall = { ctx, operation, statement, args };
+    const call: GatedCall = { ctx, operation, statement, args, account };
     return this.accountGate.runBatched(account, waitUntil, call, this.batchRunner) as Promise<R>;
   }
 
+  private readonly flights = new Flights<GatedCall>({
+    limit: MONEY_FLIGHTS,
+    maxCalls: MAX_FLIGHT_CALLS,
+    key: (call) => call.account,
+    refusal: (call) => {
+      try {
+        this.ensureTimeLeft(call.ctx, `before ${call.operation}`);
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    },
+    alone: (call) => this.callWithRetries(call.ctx, call.operation, call.statement, call.args),
+    together: (calls) => this.callTogether(calls),
+  });
+
   private readonly batchRunner: BatchRunner<GatedCall, unknown> = {
     max: MAX_BATCH,
-    run: (calls) => this.callBatch(calls),
+    run: (calls) => this.flights.carry(calls),
   };
 
   /**
-   * Calls that waited for one account, as one call of their statement's batch form: it runs each
-   * call's function in turn in one transaction and checks the earliest deadline last. Any failure
-   * rolls all of them back, and each call is then made alone, deciding its own answer as it would
-   * have (a call the batch committed before its reply was lost replays its stored outcome).
+   * Calls as one call of their statement's batch form: it runs each call's function in turn in one
+   * transaction and checks the earliest deadline last. Rejects when anything failed (then nothing
+   * committed).
    */
-  private async callBatch(calls: readonly GatedCall[]): Promise<PromiseSettledResult<unknown>[]> {
-    const alone = (call: GatedCall) => this.callWithRetries(call.ctx, call.operation, call.statement, call.args);
-    const batch = calls[0]?.statement.batch;
-    if (calls.length === 1 || batch === undefined) return Promise.allSettled(calls.map(alone));
-    let params: unknown[][] | undefined;
+  private async callTogether(calls: readonly GatedCall[]): Promise<unknown[]> {
+    const batch = (calls[0] as GatedCall).statement.batch as { name: string; text: string };
     let connectBy = Infinity;
-    try {
-      params = calls.map((call) => {
-        this.ensureTimeLeft(call.ctx, `before ${call.operation}`);
-        const commitBy = call.ctx.deadline === undefined ? null : call.ctx.deadline - this.commitMarginMs;
-        if (commitBy !== null) connectBy = Math.min(connectBy, commitBy);
-        return call.args(this.defaultStatementTimeoutMs, commitBy);
-      });
-      const columns = (params[0] as unknown[]).map((_, k) => params!.map((row) => row[k]));
-      const found = await this.db.query(batch.text, columns, {
-        name: batch.name,
-        ...(connectBy === Infinity ? {} : { connectWaitMs: connectBy - Date.now() }),
-      });
-      if (found.rows.length === calls.length) return found.rows.map((value) => ({ status: 'fulfilled', value }));
-    } catch {
-      // Nothing of the batch committed: every call goes alone below.
-    }
-    const results: PromiseSettledResult<unknown>[] = [];
-    for (const call of calls) {
-      try {
-        results.push({ status: 'fulfilled', value: await alone(call) });
-      } catch (reason) {
-        results.push({ status: 'rejected', reason });
-      }
-    }
-    return results;
+    const params = calls.map((call) => {
+      this.ensureTimeLeft(call.ctx, `before ${call.operation}`);
+      const commitBy = call.ctx.deadline === undefined ? null : call.ctx.deadline - this.commitMarginMs;
+      if (commitBy !== null) connectBy = Math.min(connectBy, commitBy);
+      return call.args(this.defaultStatementTimeoutMs, commitBy);
+    });
+    const columns = (params[0] as unknown[]).map((_, k) => params.map((row) => row[k]));
+    const found = await this.db.query(batch.text, columns, {
+      name: batch.name,
+      ...(connectBy === Infinity ? {} : { connectWaitMs: connectBy - Date.now() }),
+    });
+    if (found.rows.length !== calls.length) throw new Error(`${found.rows.length} rows for ${calls.length} calls`);
+    return found.rows;
   }
 
   private async callWithRetries<R>(

@@ -1,0 +1,135 @@
+/**
+ * At most a few money statements in flight to PostgreSQL at once. Calls that come while all are out
+ * wait here, and when one lands they leave together as one statement: under load, one round trip and
+ * one commit carry many requests (a database transaction of several players' requests, run one after
+ * the other). Below the limit a call leaves at once, alone, as it would without this queue.
+ *
+ * A shared statement locks its players' accounts in one order (by account key, every statement alike),
+ * so two of them never wait for each other. When it fails nothing of it committed, and each of its
+ * calls is then made alone, in its slot, deciding its own answer as it would have.
+ */
+import { AsyncResource } from 'node:async_hooks';
+
+export interface FlightPlan<C> {
+  /** The most statements in flight. */
+  readonly limit: number;
+  /** The most calls one statement carries. */
+  readonly maxCalls: number;
+  /** The account a call locks first: statements lock in the order of these keys. */
+  key(call: C): string;
+  /** Why a call can no longer go (its deadline passed while it waited), else undefined. */
+  refusal(call: C): unknown;
+  /** One call alone, with its own retries. */
+  alone(call: C): Promise<unknown>;
+  /** Several calls as one statement: one result each, in order; rejects when anything failed. */
+  together(calls: readonly C[]): Promise<unknown[]>;
+}
+
+interface Group<C> {
+  calls: readonly C[];
+  done(results: PromiseSettledResult<unknown>[]): void;
+  /** The caller's async context (its trace), kept while it waits: a statement runs in its first group's. */
+  context?: AsyncResource;
+}
+
+export class Flights<C> {
+  private inFlight = 0;
+  private readonly waiting: Group<C>[] = [];
+
+  constructor(private readonly plan: FlightPlan<C>) {}
+
+  /** Statements in flight and groups waiting (tests, metrics). */
+  get load(): { inFlight: number; waiting: number } {
+    return { inFlight: this.inFlight, waiting: this.waiting.length };
+  }
+
+  /** Carries a group of calls (one account's, in order): settles each, never rejects. */
+  carry(calls: readonly C[]): Promise<PromiseSettledResult<unknown>[]> {
+    return new Promise((done) => {
+      const group: Group<C> = { calls, done };
+      if (this.inFlight < this.plan.limit) {
+        this.inFlight++;
+        void this.fly([group]);
+      } else {
+        group.context = new AsyncResource('phia.flights');
+        this.waiting.push(group);
+      }
+    });
+  }
+
+  private async fly(groups: Group<C>[]): Promise<void> {
+    let results: PromiseSettledResult<unknown>[] | undefined;
+    let failure: unknown;
+    try {
+      results = await this.settle(groups.flatMap((group) => group.calls));
+    } catch (error) {
+      failure = error;
+    }
+    // The slot is passed on before the callers hear back, so it is free by the time they go on.
+    this.land();
+    let at = 0;
+    for (const group of groups) {
+      const count = group.calls.length;
+      group.done(
+        results?.slice(at, at + count) ?? group.calls.map(() => ({ status: 'rejected' as const, reason: failure })),
+      );
+      at += count;
+    }
+  }
+
+  /** The slot passes to the groups waiting, as many as one statement carries, in arrival order. */
+  private land(): void {
+    if (this.waiting.length === 0) {
+      this.inFlight--;
+      return;
+    }
+    const next: Group<C>[] = [];
+    let calls = 0;
+    while (this.waiting.length > 0) {
+      const group = this.waiting[0] as Group<C>;
+      if (next.length > 0 && calls + group.calls.length > this.plan.maxCalls) break;
+      next.push(this.waiting.shift() as Group<C>);
+      calls += group.calls.length;
+    }
+    const context = (next[0] as Group<C>).context;
+    if (context === undefined) void this.fly(next);
+    else context.runInAsyncScope(() => void this.fly(next));
+  }
+
+  /** The results of `calls`, in their order. */
+  private async settle(calls: readonly C[]): Promise<PromiseSettledResult<unknown>[]> {
+    const results: PromiseSettledResult<unknown>[] = new Array(calls.length);
+    const going: number[] = [];
+    calls.forEach((call, i) => {
+      const refusal = this.plan.refusal(call);
+      if (refusal === undefined) going.push(i);
+      else results[i] = { status: 'rejected', reason: refusal };
+    });
+    if (going.length === 1) {
+      const i = going[0] as number;
+      results[i] = await settled(this.plan.alone(calls[i] as C));
+    } else if (going.length > 1) {
+      // One lock order for every statement: by account key, a group's own calls keeping theirs.
+      const ordered = going
+        .map((i, arrival) => ({ i, arrival, key: this.plan.key(calls[i] as C) }))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.arrival - b.arrival))
+        .map((entry) => entry.i);
+      try {
+        const values = await this.plan.together(ordered.map((i) => calls[i] as C));
+        ordered.forEach((i, k) => (results[i] = { status: 'fulfilled', value: values[k] }));
+      } catch {
+        // Nothing of it committed: each call goes alone, in arrival order.
+        for (const i of going) results[i] = await settled(this.plan.alone(calls[i] as C));
+      }
+    }
+    return results;
+  }
+}
+
+async function settled(promise: Promise<unknown>): Promise<PromiseSettledResult<unknown>> {
+  try {
+    return { status: 'fulfilled', value: await promise };
+  } catch (reason) {
+    return { status: 'rejected', reason };
+  }
+}
