@@ -186,11 +186,12 @@ BEGIN
     AND game_session_id = p_game_session_id AND round_id = p_round_id);
 END $$;
 
--- Several money requests in one transaction (the wallet sends those that waited together, ordered by
--- account so that two such calls never wait for each other): each is wallet_money with its own
--- arguments, in order, one row each. Any error rolls all of them back and the wallet then sends each
--- alone. Each request checks its own deadline as its last step; the earliest is checked again at the
--- end, since all of them commit at once.
+-- Several money requests in one transaction (the wallet sends those that waited together): each is
+-- wallet_money with its own arguments, in order, one row each. Any error rolls all of them back and the
+-- wallet then sends each alone. Their accounts are locked first, in one order (so two batches never
+-- wait for each other), waiting at most 20 ms for one that another transaction holds: a held account
+-- must not hold up the other players of the batch. Each request checks its own deadline as its last
+-- step; the earliest is checked again at the end, since all of them commit at once.
 CREATE OR REPLACE FUNCTION wallet_money_batch(
   p_kind text[], p_tx_id text[], p_user_id text[], p_currency text[], p_amount numeric[],
   p_round_id text[], p_game_session_id text[], p_bet_tx_id text[], p_session_id text[], p_game_id text[],
@@ -199,7 +200,14 @@ RETURNS TABLE (out_index integer, out_status text, out_code text, out_balance te
 LANGUAGE plpgsql AS $$
 DECLARE
   earliest bigint;
+  ignored text;
 BEGIN
+  ignored := set_config('lock_timeout', '20ms', true);
+  -- One index lookup per account (LATERAL), in the order of (user_id, currency).
+  PERFORM 1
+  FROM (SELECT DISTINCT x.u, x.c FROM unnest(p_user_id, p_currency) AS x(u, c) ORDER BY x.u, x.c) k,
+    LATERAL (SELECT a.id FROM accounts a
+      WHERE a.owner_kind = 'player' AND a.user_id = k.u AND a.currency = k.c FOR UPDATE) l;
   FOR i IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
     out_index := i;
     SELECT m.out_status, m.out_code, m.out_balance INTO out_status, out_code, out_balance

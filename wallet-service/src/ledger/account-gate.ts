@@ -1,19 +1,19 @@
 /**
- * At most a few calls per player account in flight to PostgreSQL; the rest wait here, in arrival order.
- * The account's row lock serializes them anyway: in the database every extra waiter is a backend that
- * starts its call, sleeps on the lock, wakes and rechecks the row (one player's bets from 16 pool
- * connections cost about 2.7 times the database CPU per bet of 2). Two in flight keep the next call
- * waiting at the lock, so the handoff costs no round trip. Nothing about the outcome changes: a call
- * whose deadline passes while it waits here ends as it would at the lock, having run nothing.
+ * One call per player account in flight to PostgreSQL; the rest wait here, in arrival order. The
+ * account's row lock serializes them anyway: in the database every extra waiter is a backend that
+ * starts its call, sleeps on the lock, wakes and rechecks the row, and a batch (flights.ts) that met
+ * the lock of its own account's previous call would give up waiting and go alone. Nothing about the
+ * outcome changes: a call whose deadline passes while it waits here ends as it would at the lock,
+ * having run nothing.
  *
- * Calls that wait together may leave together: when a slot frees, the next waiter takes along the
+ * Calls that wait together may leave together: when the slot frees, the next waiter takes along the
  * waiters right behind it that share its batch runner (up to the runner's `max`), and the runner makes
  * them one database call. One player's burst then pays one lock, one round trip and one commit.
  */
 import { AsyncResource } from 'node:async_hooks';
 import { DeadlineExceededError } from './errors.js';
 
-export const CALLS_PER_ACCOUNT = 2;
+export const CALLS_PER_ACCOUNT = 1;
 
 /** Runs several waiting calls as one. Settles every item, in order; never rejects. */
 export interface BatchRunner<I, R> {

@@ -4,9 +4,10 @@
  * one commit carry many requests (a database transaction of several players' requests, run one after
  * the other). Below the limit a call leaves at once, alone, as it would without this queue.
  *
- * A shared statement locks its players' accounts in one order (by account key, every statement alike),
- * so two of them never wait for each other. When it fails nothing of it committed, and each of its
- * calls is then made alone, in its slot, deciding its own answer as it would have.
+ * A shared statement locks its players' accounts in one order, so two of them never wait for each
+ * other, and fails rather than wait long for an account held elsewhere. When it fails nothing of it
+ * committed, and each of its calls is then made alone, outside the slot, deciding its own answer as it
+ * would have.
  */
 import { AsyncResource } from 'node:async_hooks';
 
@@ -58,22 +59,27 @@ export class Flights<C> {
   }
 
   private async fly(groups: Group<C>[]): Promise<void> {
-    let results: PromiseSettledResult<unknown>[] | undefined;
-    let failure: unknown;
+    const calls = groups.flatMap((group) => group.calls);
+    let results: PromiseSettledResult<unknown>[];
+    let alone: number[] = [];
     try {
-      results = await this.settle(groups.flatMap((group) => group.calls));
+      ({ results, alone } = await this.settle(calls));
     } catch (error) {
-      failure = error;
+      results = calls.map(() => ({ status: 'rejected', reason: error }));
     }
-    // The slot is passed on before the callers hear back, so it is free by the time they go on.
+    // The slot is passed on before the callers hear back, so it is free by the time they go on; calls
+    // of a failed statement go alone outside it, so one that waits long holds up no other statement.
+    // A group's calls (one account's) stay in order, one at a time; the groups go side by side.
     this.land();
     let at = 0;
     for (const group of groups) {
-      const count = group.calls.length;
-      group.done(
-        results?.slice(at, at + count) ?? group.calls.map(() => ({ status: 'rejected' as const, reason: failure })),
-      );
-      at += count;
+      const start = at;
+      const end = (at += group.calls.length);
+      const mine = alone.filter((i) => i >= start && i < end);
+      void (async () => {
+        for (const i of mine) results[i] = await settled(this.plan.alone(calls[i] as C));
+        group.done(results.slice(start, end));
+      })();
     }
   }
 
@@ -96,8 +102,11 @@ export class Flights<C> {
     else context.runInAsyncScope(() => void this.fly(next));
   }
 
-  /** The results of `calls`, in their order. */
-  private async settle(calls: readonly C[]): Promise<PromiseSettledResult<unknown>[]> {
+  /**
+   * The results of `calls`, in their order, but for `alone`: the calls of a shared statement that
+   * failed (nothing of it committed), to be made alone.
+   */
+  private async settle(calls: readonly C[]): Promise<{ results: PromiseSettledResult<unknown>[]; alone: number[] }> {
     const results: PromiseSettledResult<unknown>[] = new Array(calls.length);
     const going: number[] = [];
     calls.forEach((call, i) => {
@@ -118,11 +127,10 @@ export class Flights<C> {
         const values = await this.plan.together(ordered.map((i) => calls[i] as C));
         ordered.forEach((i, k) => (results[i] = { status: 'fulfilled', value: values[k] }));
       } catch {
-        // Nothing of it committed: each call goes alone, in arrival order.
-        for (const i of going) results[i] = await settled(this.plan.alone(calls[i] as C));
+        return { results, alone: going };
       }
     }
-    return results;
+    return { results, alone: [] };
   }
 }
 
