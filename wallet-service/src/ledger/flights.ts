@@ -118,7 +118,8 @@ export class Flights<C> {
       const i = going[0] as number;
       results[i] = await settled(this.plan.alone(calls[i] as C));
     } else if (going.length > 1) {
-      // One lock order for every statement: by account key, a group's own calls keeping theirs.
+      // By account key, a group's own calls keeping their order (the statement locks its accounts
+      // first, in an order of its own, so the order here is not what keeps two statements apart).
       const ordered = going
         .map((i, arrival) => ({ i, arrival, key: this.plan.key(calls[i] as C) }))
         .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.arrival - b.arrival))
