@@ -4,8 +4,8 @@
  * accounts), update its balance, insert a ledger row, commit (bare-sql/bare-bet.sql), prepared, at
  * `clients` connections. The same transaction always on account 1 from one client
  * (bare-sql/bare-bet-one-row.sql) is one player's limit: the row lock held for one round trip at a
- * time; from two clients (bare-one-row-2), the row lock also passes between two backends, as it does
- * for one player's bets (the wallet lets two calls per account reach the database). The same bet at
+ * time; from two clients (bare-one-row-2), the row lock also passes between two backends (printed
+ * beside one-player; the wallet now sends one call per account, its waiting bets as one). The same bet at
  * fixed arrival rates (pgbench --rate, shares of its own measured rate) is the limit of the open-loop
  * latency: pgbench counts each transaction from its scheduled start. Tables in a schema of their own
  * (PGOPTIONS search_path), dropped afterwards.
