@@ -180,13 +180,12 @@ export class LedgerCore {
   /**
    * Calls as one call of their statement's batch form: it runs each call's function in turn in one
    * transaction and checks the earliest deadline last. Rejects when anything failed (then nothing
-   * committed).
+   * committed). The flights have just refused the calls with no time left (`refusal`).
    */
   private async callTogether(calls: readonly GatedCall[]): Promise<unknown[]> {
     const batch = (calls[0] as GatedCall).statement.batch as { name: string; text: string };
     let connectBy = Infinity;
     const params = calls.map((call) => {
-      this.ensureTimeLeft(call.ctx, `before ${call.operation}`);
       const commitBy = call.ctx.deadline === undefined ? null : call.ctx.deadline - this.commitMarginMs;
       if (commitBy !== null) connectBy = Math.min(connectBy, commitBy);
       return call.args(this.defaultStatementTimeoutMs, commitBy);

@@ -16,7 +16,7 @@ export interface FlightPlan<C> {
   readonly limit: number;
   /** The most calls one statement carries. */
   readonly maxCalls: number;
-  /** The account a call locks first: statements lock in the order of these keys. */
+  /** The account a call locks first: a statement carries its calls grouped by it. */
   key(call: C): string;
   /** Why a call can no longer go (its deadline passed while it waited), else undefined. */
   refusal(call: C): unknown;
